@@ -1,0 +1,165 @@
+"""Schema change: compare the runtime's tables with the database and plan what to do.
+
+A plan is a list of :class:`Step` s shown before anything is applied: create tables, add columns,
+rename columns (``renamed_from`` keeps the data), change column types (with a count of the values
+that would not convert), add or drop indexes. Columns and tables the definitions no longer have are
+*archived* — kept with their data — and dropped only when explicitly asked. Alembic's operations
+do the DDL, in one transaction where the database allows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+from .fieldtypes import TYPES, Invalid
+from .runtime import Runtime
+
+SAFE = ("create_table", "add_column", "rename_column", "add_index", "drop_index", "change_type")
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # create_table | add_column | rename_column | change_type | add_index | drop_index | archive_column | archive_table
+    table: str
+    name: str = ""
+    detail: str = ""
+    blocked: str | None = None  # why this step will not be applied (e.g. values that would not convert)
+
+    def __str__(self) -> str:
+        text = f"{self.kind:<15} {self.table}{'.' + self.name if self.name else ''}"
+        text += f"  ({self.detail})" if self.detail else ""
+        return text + (f"  BLOCKED: {self.blocked}" if self.blocked else "")
+
+
+def _type_sql(column_type, dialect) -> str:
+    return column_type.compile(dialect=dialect).upper().replace(" ", "")
+
+
+def plan(runtime: Runtime, db: sa.Engine) -> list[Step]:
+    steps: list[Step] = []
+    with db.connect() as conn:
+        inspector = sa.inspect(conn)
+        existing = set(inspector.get_table_names())
+        for table in runtime.metadata.sorted_tables:
+            if table.name not in existing:
+                steps.append(Step("create_table", table.name, detail=f"{len(table.c)} columns"))
+                continue
+            steps += _column_steps(runtime, conn, inspector, table)
+            steps += _index_steps(inspector, table)
+        for name in sorted(existing - set(runtime.metadata.tables)):
+            if not name.startswith(("alembic", "sqlite_")):
+                steps.append(Step("archive_table", name, detail="no longer defined; kept with its data"))
+    return steps
+
+
+def _renames(runtime: Runtime, table: sa.Table) -> dict[str, str]:
+    """New column name → old column name, from the fields' ``renamed_from``."""
+    entity = runtime.catalog.entities.get(table.name)
+    renames = {}
+    for f in entity.fields if entity else ():
+        if f.renamed_from:
+            if f.type == "geo":
+                renames |= {f"{f.name}_lat": f"{f.renamed_from}_lat", f"{f.name}_lon": f"{f.renamed_from}_lon"}
+            else:
+                renames[f.name] = f.renamed_from
+    return renames
+
+
+def _column_steps(runtime, conn, inspector, table: sa.Table) -> list[Step]:
+    steps = []
+    actual = {c["name"]: c for c in inspector.get_columns(table.name)}
+    renames = _renames(runtime, table)
+    claimed = set()
+    for column in table.columns:
+        if column.name in actual:
+            reflected = actual[column.name]
+            if _type_sql(reflected["type"], conn.dialect) != _type_sql(column.type, conn.dialect):
+                bad = _unconvertible(conn, table, column)
+                detail = f"{_type_sql(reflected['type'], conn.dialect)} → {_type_sql(column.type, conn.dialect)}"
+                steps.append(Step("change_type", table.name, column.name, detail,
+                                  f"{bad} value(s) would not convert" if bad else None))
+        elif renames.get(column.name) in actual:
+            claimed.add(renames[column.name])
+            steps.append(Step("rename_column", table.name, column.name, f"from {renames[column.name]}; data kept"))
+        else:
+            steps.append(Step("add_column", table.name, column.name, _type_sql(column.type, conn.dialect)))
+    for name in actual:
+        if name not in table.c and name not in claimed:
+            steps.append(Step("archive_column", table.name, name, "no longer defined; kept with its data"))
+    return steps
+
+
+def _unconvertible(conn, table: sa.Table, column: sa.Column) -> int:
+    """How many stored values the column's new type would reject."""
+    f = column.info.get("field")
+    if f is None:
+        return 0
+    kind = TYPES[f.type]
+    bad = 0
+    query = sa.select(sa.column(column.name)).select_from(sa.table(table.name)).where(sa.column(column.name).is_not(None))
+    for (value,) in conn.execute(query.execution_options(yield_per=1000)):
+        try:
+            converted = kind.parse_query(f, str(value))
+            if isinstance(converted, str) and f.max_length and len(converted) > f.max_length:
+                bad += 1
+        except Invalid:
+            bad += 1
+    return bad
+
+
+def _index_steps(inspector, table: sa.Table) -> list[Step]:
+    actual = {i["name"] for i in inspector.get_indexes(table.name)}
+    wanted = {i.name for i in table.indexes}
+    steps = [Step("add_index", table.name, name) for name in sorted(wanted - actual)]
+    steps += [Step("drop_index", table.name, name, "no longer needed (an index holds no data)")
+              for name in sorted(actual - wanted) if name.startswith(("ix_", "ux_"))]
+    return steps
+
+
+def apply(runtime: Runtime, db: sa.Engine, steps: list[Step], drop_archived: bool = False) -> list[Step]:
+    """Apply the plan's safe, unblocked steps (and archived drops only if asked). Returns what ran."""
+    done = []
+    with db.begin() as conn:
+        op = Operations(MigrationContext.configure(conn))
+        for step in steps:
+            if step.blocked or (step.kind not in SAFE and not (drop_archived and step.kind.startswith("archive"))):
+                continue
+            _apply_step(runtime, conn, op, step)
+            done.append(step)
+    return done
+
+
+def _apply_step(runtime: Runtime, conn, op: Operations, step: Step) -> None:
+    table = runtime.metadata.tables.get(step.table)
+    if step.kind == "create_table":
+        table.create(conn)
+    elif step.kind == "add_column":
+        column = table.c[step.name]
+        op.add_column(step.table, sa.Column(column.name, column.type, nullable=True))
+    elif step.kind == "rename_column":
+        old = _renames(runtime, table)[step.name]
+        op.alter_column(step.table, old, new_column_name=step.name)
+    elif step.kind == "change_type":
+        column = table.c[step.name]
+        with op.batch_alter_table(step.table) as batch:
+            using = f"{step.name}::{column.type.compile(dialect=conn.dialect)}"
+            batch.alter_column(step.name, type_=column.type, postgresql_using=using)
+    elif step.kind == "add_index":
+        index = next(i for i in table.indexes if i.name == step.name)
+        index.create(conn)
+    elif step.kind == "drop_index":
+        op.drop_index(step.name, table_name=step.table)
+    elif step.kind == "archive_column":
+        with op.batch_alter_table(step.table) as batch:
+            batch.drop_column(step.name)
+    elif step.kind == "archive_table":
+        op.drop_table(step.table)
+
+
+def pending(steps: list[Step]) -> list[Step]:
+    """Steps the running code needs before it can serve (archived leftovers do not count)."""
+    return [s for s in steps if not s.kind.startswith("archive") and s.kind != "drop_index"]

@@ -1,0 +1,154 @@
+"""List queries: filters, search, sort and pagination, all rendered to SQL.
+
+Keyset pagination (``cursor``) keeps every page as fast as the first: the cursor holds the last
+row's sort values and id, and the next page starts after them in index order. Offset paging
+(``page``) is offered for UIs that jump to page N and costs more the deeper it goes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from .errors import BadRequest
+from .fieldtypes import TYPES, Invalid
+from .runtime import EntityRuntime
+
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "isnull")
+_SYSTEM_TYPES = {"created_at": "datetime", "updated_at": "datetime", "version": "integer"}
+
+
+@dataclass
+class Filter:
+    field: str
+    op: str
+    value: str
+
+
+@dataclass
+class ListQuery:
+    filters: list[Filter] = field(default_factory=list)
+    sort: list[str] = field(default_factory=list)
+    search: str | None = None
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+    page: int | None = None
+    count: bool = False
+
+
+def _parse_value(er: EntityRuntime, name: str, text: str):
+    entity = er.entity
+    if entity.has_field(name):
+        f = entity.field(name)
+        return TYPES[f.type].parse_query(f, text)
+    kind = _SYSTEM_TYPES.get(name)
+    return TYPES[kind].parse_query(None, text) if kind else text
+
+
+def filter_clause(er: EntityRuntime, flt: Filter):
+    name, op = flt.field, flt.op
+    if name not in er.table.c or op not in OPERATORS:
+        detail = f"unknown operator {op!r} (use {', '.join(OPERATORS)})" if name in er.table.c else "no such field"
+        raise BadRequest("bad_filter", field=name, detail=detail)
+    column = er.table.c[name]
+    kind = er.entity.field(name).type if er.entity.has_field(name) else None
+    try:
+        if op == "isnull":
+            wanted = TYPES["boolean"].parse_query(None, flt.value)
+            return column.is_(None) if wanted else column.is_not(None)
+        if kind == "multiselect":
+            if op != "contains":
+                raise Invalid("type", expected="'contains' or 'isnull' for a multiselect")
+            value = _parse_value(er, name, flt.value)
+            return sa.cast(column, sa.Text).contains(json.dumps(value), autoescape=True)
+        if op == "in":
+            return column.in_([_parse_value(er, name, part) for part in flt.value.split(",")])
+        if op in ("contains", "startswith"):
+            needle = flt.value.lower()
+            lowered = sa.func.lower(column)
+            return lowered.contains(needle, autoescape=True) if op == "contains" else lowered.startswith(needle, autoescape=True)
+        value = _parse_value(er, name, flt.value)
+    except Invalid as exc:
+        from .messages import Message
+        raise BadRequest("bad_filter", field=name, detail=Message(exc.key, exc.params).render()) from None
+    return {"eq": column == value, "ne": column != value, "lt": column < value, "lte": column <= value,
+            "gt": column > value, "gte": column >= value}[op]
+
+
+def search_clause(er: EntityRuntime, text: str):
+    needle = text.strip().lower()
+    columns = [er.table.c[name] for name in er.entity.search_fields if name in er.table.c]
+    if not columns or not needle:
+        return sa.true()
+    return sa.or_(*(sa.func.lower(c).contains(needle, autoescape=True) for c in columns))
+
+
+def sort_keys(er: EntityRuntime, sort: list[str]) -> list[tuple[str, bool]]:
+    """(column, descending) pairs, ending with the id as the tie-breaker."""
+    keys = []
+    for item in sort or list(er.entity.default_sort) or ["-created_at"]:
+        name, desc = item.lstrip("-"), item.startswith("-")
+        sortable = name in er.table.c and (not er.entity.has_field(name) or TYPES[er.entity.field(name).type].sortable)
+        if not sortable:
+            raise BadRequest("bad_sort", field=name)
+        if name != "id" and name not in (k for k, _ in keys):
+            keys.append((name, desc))
+    keys.append(("id", keys[-1][1] if keys else False))
+    return keys
+
+
+def order_by(er: EntityRuntime, keys):
+    return [(er.table.c[n].desc() if d else er.table.c[n].asc()).nulls_last() for n, d in keys]
+
+
+def _encode(value):
+    if isinstance(value, datetime | date):
+        return {"t": value.isoformat()}
+    return value
+
+
+def encode_cursor(keys, row) -> str:
+    payload = {"k": [f"{'-' if d else ''}{n}" for n, d in keys], "v": [_encode(row[n]) for n, _ in keys]}
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def after_cursor(er: EntityRuntime, keys, cursor: str):
+    """The predicate selecting rows strictly after the cursor's row in ``keys`` order (NULLs last)."""
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if payload["k"] != [f"{'-' if d else ''}{n}" for n, d in keys] or len(payload["v"]) != len(keys):
+            raise ValueError
+        values = [_decode(er, n, v) for (n, _), v in zip(keys, payload["v"], strict=True)]
+    except (ValueError, KeyError, TypeError, binascii.Error, Invalid):
+        raise BadRequest("bad_cursor") from None
+    clauses, equal = [], []
+    for (name, desc), value in zip(keys, values, strict=True):
+        column = er.table.c[name]
+        if value is None:
+            after, same = sa.false(), column.is_(None)
+        else:
+            after = sa.or_(column < value if desc else column > value, column.is_(None))
+            same = column == value
+        clauses.append(sa.and_(*equal, after))
+        equal.append(same)
+    predicate = sa.or_(*clauses)
+    first, desc = keys[0]
+    column = er.table.c[first]
+    if values[0] is not None and not column.nullable:
+        # A redundant range bound on the leading key, so the database seeks in the index
+        # instead of scanning from the start and filtering.
+        predicate = sa.and_(column <= values[0] if desc else column >= values[0], predicate)
+    return predicate
+
+
+def _decode(er: EntityRuntime, name: str, value):
+    if isinstance(value, dict):
+        return _parse_value(er, name, value["t"])
+    return value

@@ -1,0 +1,118 @@
+"""Compiling a catalog into a runtime: tables, validators, formulas and defaults, built once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from crm_platform.metadata.errors import ExpressionLimitError
+from crm_platform.metadata.model import Catalog, EntityDef, FieldDef
+
+from .errors import NotFound
+from .fieldtypes import TYPES, FieldType
+from .tables import entity_table, system_tables
+from .validation import RecordValidator
+
+
+@dataclass(frozen=True)
+class EntityRuntime:
+    """Everything the record service needs about one entity, derived once from its definition."""
+
+    entity: EntityDef
+    table: sa.Table
+    validator: RecordValidator
+    stored: tuple[tuple[FieldDef, FieldType], ...]
+    formulas: tuple[FieldDef, ...]
+    defaults: tuple[FieldDef, ...]
+    references: tuple[FieldDef, ...]
+    autonumbers: tuple[FieldDef, ...]
+    incoming: tuple[tuple[str, str], ...] = ()  # (entity, field) references pointing here
+    system: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.entity.name
+
+    def from_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A record of Python values from a table row, formulas computed."""
+        record = {name: row[name] for name in self.system}
+        for f, kind in self.stored:
+            record[f.name] = kind.from_row(f, row)
+        self.compute(record)
+        return record
+
+    def compute(self, record: dict[str, Any]) -> None:
+        for f in self.formulas:
+            try:
+                record[f.name] = f.expression.evaluate(record)
+            except ExpressionLimitError:
+                record[f.name] = None
+
+    def to_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        row = {}
+        for name, value in values.items():
+            if self.entity.has_field(name):
+                f = self.entity.field(name)
+                row.update(TYPES[f.type].to_row(f, value))
+            else:
+                row[name] = value
+        return row
+
+    def to_json(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        out = {}
+        for name in self.system:
+            value = record.get(name)
+            out[name] = value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+        for f, kind in self.stored:
+            out[f.name] = kind.to_json(record.get(f.name))
+        for f in self.formulas:
+            out[f.name] = TYPES["formula"].to_json(record.get(f.name))
+        return out
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A compiled catalog. One per catalog version; immutable; shared by every request."""
+
+    catalog: Catalog
+    metadata: sa.MetaData
+    tables: Mapping[str, sa.Table]
+    entities: Mapping[str, EntityRuntime]
+
+    @property
+    def version(self) -> str:
+        return self.catalog.version
+
+    def entity(self, name: str) -> EntityRuntime:
+        try:
+            return self.entities[name]
+        except KeyError:
+            raise NotFound("unknown_entity", entity=name) from None
+
+
+def compile_runtime(catalog: Catalog) -> Runtime:
+    metadata = sa.MetaData()
+    tables = system_tables(metadata)
+    incoming: dict[str, list[tuple[str, str]]] = {}
+    for entity in catalog.entities.values():
+        for f in entity.fields:
+            if f.type == "reference":
+                incoming.setdefault(f.target, []).append((entity.name, f.name))
+    entities = {}
+    for entity in catalog.entities.values():
+        table = entity_table(entity, metadata)
+        entities[entity.name] = EntityRuntime(
+            entity=entity, table=table, validator=RecordValidator(entity),
+            stored=tuple((f, TYPES[f.type]) for f in entity.fields if TYPES[f.type].stored),
+            formulas=tuple(f for f in entity.fields if f.type == "formula"),
+            defaults=tuple(f for f in entity.fields if f.default is not None or f.default_expr is not None),
+            references=tuple(f for f in entity.fields if f.type in ("reference", "user")),
+            autonumbers=tuple(f for f in entity.fields if f.type == "autonumber"),
+            incoming=tuple(incoming.get(entity.name, ())),
+            system=entity.system_fields(),
+        )
+    return Runtime(catalog, metadata, tables, entities)

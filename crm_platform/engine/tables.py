@@ -1,0 +1,105 @@
+"""SQLAlchemy tables: the platform's own (users, teams, audit, ...) and one per entity.
+
+Entity tables are derived from the catalog; each column's ``info["field"]`` holds its FieldDef so
+query and permission code can get from a column back to its definition.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_platform.metadata.model import EntityDef
+
+from .columns import UTCDateTime
+from .fieldtypes import TYPES
+
+ID = sa.String(36)
+
+
+def system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    """The tables every installation has, whatever the definitions say."""
+    teams = sa.Table(
+        "crm_teams", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("name", sa.String(100), nullable=False, unique=True),
+        sa.Column("parent_id", ID, sa.ForeignKey("crm_teams.id"), nullable=True, index=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    users = sa.Table(
+        "crm_users", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("username", sa.String(100), nullable=False, unique=True),
+        sa.Column("display_name", sa.String(200), nullable=True),
+        sa.Column("password_hash", sa.String(255), nullable=False),
+        sa.Column("role", sa.String(63), nullable=False),
+        sa.Column("team_id", ID, sa.ForeignKey("crm_teams.id"), nullable=True, index=True),
+        sa.Column("locale", sa.String(10), nullable=False, server_default="en"),
+        sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    tokens = sa.Table(
+        "crm_tokens", metadata,
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column("user_id", ID, sa.ForeignKey("crm_users.id"), nullable=False, index=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    )
+    audit = sa.Table(
+        "crm_audit", metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", ID, nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(20), nullable=False),
+        sa.Column("actor_id", ID, nullable=True),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("changes", sa.JSON(), nullable=False),
+        sa.Index("ix_crm_audit_record", "entity", "record_id", "id"),
+    )
+    counters = sa.Table(
+        "crm_counters", metadata,
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+    )
+    meta = sa.Table(
+        "crm_meta", metadata,
+        sa.Column("key", sa.String(100), primary_key=True),
+        sa.Column("value", sa.Text(), nullable=False),
+    )
+    return {"teams": teams, "users": users, "tokens": tokens, "audit": audit, "counters": counters, "meta": meta}
+
+
+def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:
+    """The table for one entity: system columns, then one or more columns per stored field."""
+    name = entity.name
+    columns: list = [
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+    ]
+    if entity.owned:
+        columns += [sa.Column("owner", ID, nullable=True), sa.Column("team", ID, nullable=True)]
+    if entity.staged:
+        columns.append(sa.Column("stage", sa.String(63), nullable=False))
+    columns += [
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("created_by", ID, nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_by", ID, nullable=True),
+    ]
+    for f in entity.fields:
+        columns += TYPES[f.type].columns(f)
+    indexes = [sa.Index(f"ix_{name}_created", "created_at", "id")]
+    if entity.owned:
+        indexes += [sa.Index(f"ix_{name}_owner", "owner", "created_at"), sa.Index(f"ix_{name}_team", "team", "created_at")]
+    if entity.staged:
+        indexes.append(sa.Index(f"ix_{name}_stage", "stage", "created_at"))
+    for f in entity.fields:
+        if f.unique:
+            indexes.append(sa.Index(f"ux_{name}_{f.name}", f.name, unique=True))
+        elif f.indexed or f.type in ("reference", "user", "autonumber"):
+            indexes.append(sa.Index(f"ix_{name}_{f.name}", f.name))
+    for rule in entity.duplicate_rules:
+        if not any(f.unique and (f.name,) == rule.fields for f in entity.fields):
+            indexes.append(sa.Index(f"ix_{name}_dup_{rule.name}", *rule.fields))
+    return sa.Table(name, metadata, *columns, *indexes)

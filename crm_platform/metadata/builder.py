@@ -1,0 +1,272 @@
+"""From merged raw documents to the frozen model, checking everything a schema cannot.
+
+Each ``build_*`` function appends :class:`Problem` s instead of raising, so one load reports every
+problem at once: unknown reference targets, fields named in layouts that do not exist, expressions
+that do not parse or read unknown names, stages that do not exist.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable
+
+from .errors import ExpressionError, Problem
+from .expressions import Expression, compile_expression
+from .loader import ORIGIN
+from .model import (RESERVED_NAMES, Choice, DuplicateRule, EntityDef, EntityGrant, FieldDef, Form,
+                    Gate, Kanban, ListView, RelatedList, RoleDef, Section, SharingRule, Stage, Tab, frozen_map)
+
+NUMERIC_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
+TEXT_TYPES = frozenset({"text", "textarea", "email", "phone", "url", "autonumber"})
+
+
+class Reporter:
+    """Collects problems for one document, turning relative pointers into full ones."""
+
+    def __init__(self, problems: list[Problem], origin: tuple[str, str]):
+        self.problems, self.file, self.base = problems, origin[0], origin[1]
+
+    def at(self, origin: tuple[str, str]) -> Reporter:
+        return Reporter(self.problems, origin)
+
+    def __call__(self, pointer: str, message: str) -> None:
+        self.problems.append(Problem(self.file, self.base + pointer, message))
+
+    def expression(self, source: str | None, pointer: str, names: Iterable[str],
+                   numeric: Iterable[str] = ()) -> Expression | None:
+        if source is None:
+            return None
+        try:
+            return compile_expression(source, frozenset(names), numeric_names=frozenset(numeric))
+        except ExpressionError as exc:
+            self(pointer, f"expression {source!r}: {exc}")
+            return None
+
+
+def _label(doc: dict, report: Reporter, pointer: str = "") -> dict:
+    if "label" not in doc:
+        report(pointer + "/label", "a label is required (at least 'en')")
+        return {"en": doc.get("name") or doc.get("value") or "?"}
+    return frozen_map(doc["label"])
+
+
+def _opt(doc: dict, key: str):
+    value = doc.get(key)
+    return frozen_map(value) if isinstance(value, dict) else value
+
+
+def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], numeric: set[str],
+                entity_names: Iterable[str]) -> FieldDef | None:
+    name, kind = doc["name"], doc.get("type")
+    if name in RESERVED_NAMES:
+        report("/name", f"'{name}' is a reserved name (system field)")
+    if kind is None:
+        report("/type", "a type is required")
+        return None
+    label = _label(doc, report)
+    if kind == "reference" and doc.get("target") not in entity_names:
+        report("/target", f"unknown reference target {doc.get('target')!r}" if "target" in doc
+               else "a reference field needs a 'target' entity")
+    if kind in ("select", "multiselect") and not doc.get("choices"):
+        report("/choices", f"a {kind} field needs choices")
+    if kind == "formula" and "expression" not in doc:
+        report("/expression", "a formula field needs an expression")
+    if "min" in doc and "max" in doc and doc["min"] > doc["max"]:
+        report("/min", f"min {doc['min']} is greater than max {doc['max']}")
+    if "pattern" in doc:
+        try:
+            re.compile(doc["pattern"])
+        except re.error as exc:
+            report("/pattern", f"invalid regular expression: {exc}")
+    values = [c["value"] for c in doc.get("choices", [])]
+    if len(values) != len(set(values)):
+        report("/choices", "choice values must be unique")
+    if "depends_on" in doc:
+        parent = next((f for f in entity.get("fields", []) if f["name"] == doc["depends_on"]), None)
+        if parent is None or parent.get("type") != "select":
+            report("/depends_on", f"depends_on must name a select field of this entity, not {doc['depends_on']!r}")
+        else:
+            allowed = {c["value"] for c in parent.get("choices", [])}
+            for i, choice in enumerate(doc.get("choices", [])):
+                for value in set(choice.get("when", [])) - allowed:
+                    report(f"/choices/{i}/when", f"{value!r} is not a choice of '{parent['name']}'")
+    stored = names - {f["name"] for f in entity.get("fields", []) if f.get("type") == "formula"}
+    return FieldDef(
+        name=name, type=kind, label=label, help=_opt(doc, "help"), required=doc.get("required", False),
+        default=doc.get("default"), default_expr=report.expression(doc.get("default_expr"), "/default_expr", stored, numeric),
+        unique=doc.get("unique", False), indexed=doc.get("indexed", False), min=doc.get("min"), max=doc.get("max"),
+        max_length=doc.get("max_length"), pattern=doc.get("pattern"),
+        choices=tuple(Choice(c["value"], frozen_map(c.get("label") or {"en": c["value"]}), c.get("color"),
+                             tuple(c.get("when", ()))) for c in doc.get("choices", [])),
+        depends_on=doc.get("depends_on"), precision=doc.get("precision"), currency=doc.get("currency"),
+        target=doc.get("target"),
+        expression=report.expression(doc.get("expression"), "/expression", stored, numeric) if kind == "formula" else None,
+        result_type=doc.get("result_type") or ("decimal" if kind == "formula" else None),
+        format=doc.get("format"), digits=doc.get("digits"), renamed_from=doc.get("renamed_from"),
+        readonly=doc.get("readonly", False) or kind in ("formula", "autonumber"),
+        required_if=report.expression(doc.get("required_if"), "/required_if", names, numeric),
+        readonly_if=report.expression(doc.get("readonly_if"), "/readonly_if", names, numeric),
+        visible_if=report.expression(doc.get("visible_if"), "/visible_if", names, numeric),
+    )
+
+
+def build_stages(doc: dict, report: Reporter, fields: set[str], names: set[str], numeric: set[str]) -> tuple[Stage, ...]:
+    stage_names = [s["name"] for s in doc.get("stages", [])]
+    stages = []
+    for stage in doc.get("stages", []):
+        at = report.at(stage[ORIGIN])
+        if stage_names.count(stage["name"]) > 1:
+            at("/name", f"stage '{stage['name']}' is defined twice")
+        for i, target in enumerate(stage.get("transitions", [])):
+            if target not in stage_names:
+                at(f"/transitions/{i}", f"unknown stage {target!r}")
+        gate = None
+        if "gate" in stage:
+            for i, name in enumerate(stage["gate"].get("required", [])):
+                if name not in fields:
+                    at(f"/gate/required/{i}", f"unknown field {name!r}")
+            gate = Gate(tuple(stage["gate"].get("required", ())),
+                        at.expression(stage["gate"].get("condition"), "/gate/condition", names, numeric),
+                        _opt(stage["gate"], "message"))
+        transitions = stage.get("transitions")
+        stages.append(Stage(stage["name"], _label(stage, at), stage.get("probability", 0), stage.get("category", "open"),
+                            stage.get("color"), tuple(transitions) if transitions is not None else None, gate))
+    if "initial_stage" in doc and doc["initial_stage"] not in stage_names:
+        report("/initial_stage", f"unknown stage {doc['initial_stage']!r}")
+    return tuple(stages)
+
+
+def _check_names(report: Reporter, pointer: str, used: Iterable[str], known: set[str], what: str = "field") -> None:
+    for i, name in enumerate(used):
+        if name.lstrip("-") not in known:
+            report(f"{pointer}/{i}", f"unknown {what} {name!r}")
+
+
+def _section(doc: dict, report: Reporter, pointer: str, known: set[str], names: set[str], numeric) -> Section:
+    columns = doc.get("columns") or ([doc["fields"]] if "fields" in doc else [])
+    for c, column in enumerate(doc.get("columns", [])):
+        _check_names(report, f"{pointer}/columns/{c}", column, known)
+    _check_names(report, f"{pointer}/fields", doc.get("fields", []), known)
+    return Section(_opt(doc, "label"), tuple(tuple(col) for col in columns), doc.get("name"),
+                   report.expression(doc.get("visible_if"), f"{pointer}/visible_if", names, numeric), _opt(doc, "help"))
+
+
+def build_form(name: str, doc: dict, report: Reporter, known: set[str], names: set[str], numeric,
+               entities: dict[str, dict], entity_name: str) -> Form:
+    if "tabs" in doc:
+        tabs = tuple(Tab(_opt(t, "label"), tuple(_section(s, report, f"/tabs/{ti}/sections/{si}", known, names, numeric)
+                                                 for si, s in enumerate(t["sections"])), t.get("name"))
+                     for ti, t in enumerate(doc["tabs"]))
+    else:
+        tabs = (Tab(None, tuple(_section(s, report, f"/sections/{si}", known, names, numeric)
+                                for si, s in enumerate(doc.get("sections", []))), None),)
+    related = []
+    for i, rel in enumerate(doc.get("related", [])):
+        other = entities.get(rel["entity"])
+        field = next((f for f in (other or {}).get("fields", []) if f["name"] == rel["field"]), None)
+        if other is None:
+            report(f"/related/{i}/entity", f"unknown entity {rel['entity']!r}")
+        elif field is None or field.get("type") != "reference" or field.get("target") != entity_name:
+            report(f"/related/{i}/field", f"'{rel['entity']}.{rel['field']}' is not a reference to '{entity_name}'")
+        else:
+            other_known = {f["name"] for f in other.get("fields", [])} | set(_SYSTEM_COLUMNS)
+            _check_names(report, f"/related/{i}/columns", rel.get("columns", []), other_known)
+        related.append(RelatedList(rel["entity"], rel["field"], _opt(rel, "label"), tuple(rel.get("columns", ()))))
+    return Form(name, tabs, _opt(doc, "label"), tuple(doc["roles"]) if "roles" in doc else None, tuple(related))
+
+
+_SYSTEM_COLUMNS = ("id", "version", "owner", "team", "stage", "created_at", "created_by", "updated_at", "updated_by")
+
+
+def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict]) -> EntityDef | None:
+    report = Reporter(problems, doc[ORIGIN])
+    owned, staged = doc.get("owned", False), bool(doc.get("stages"))
+    if doc.get("pooled") and not owned:
+        report("/pooled", "a pooled entity must also be owned")
+    field_docs = doc.get("fields", [])
+    if not field_docs:
+        report("/fields", "an entity needs at least one field")
+    field_names = [f["name"] for f in field_docs]
+    for name in {n for n in field_names if field_names.count(n) > 1}:
+        report("/fields", f"field '{name}' is defined twice")
+    system = {n for n in _SYSTEM_COLUMNS if (owned or n not in ("owner", "team")) and (staged or n != "stage")}
+    names = set(field_names) | system
+    numeric = {f["name"] for f in field_docs if f.get("type") in NUMERIC_TYPES} | {"version"}
+    fields = tuple(filter(None, (build_field(f, doc, report.at(f[ORIGIN]), names, numeric, entities) for f in field_docs)))
+    stages = build_stages(doc, report, set(field_names), names, numeric)
+    forms = {name: build_form(name, form, report.at(form[ORIGIN]), names, names, numeric, entities, doc["name"])
+             for name, form in doc.get("forms", {}).items()}
+    if "default" not in forms:
+        forms["default"] = Form("default", (Tab(None, (Section(None, (tuple(f.name for f in fields),)),)),))
+    views = {}
+    for name, view in doc.get("list_views", {}).items():
+        at = report.at(view[ORIGIN])
+        _check_names(at, "/columns", view["columns"], names)
+        _check_names(at, "/sort", view.get("sort", []), names)
+        _check_names(at, "/filters", list(view.get("filters", {})), names)
+        if view.get("group_by") and view["group_by"] not in names:
+            at("/group_by", f"unknown field {view['group_by']!r}")
+        views[name] = ListView(name, tuple(view["columns"]), _opt(view, "label"), frozen_map(view.get("filters")),
+                               tuple(view.get("sort", ())), view.get("group_by"))
+    if "all" not in views:
+        views["all"] = ListView("all", tuple(f.name for f in fields[:6]))
+    kanban = None
+    if "kanban" in doc:
+        kfield = doc["kanban"]["field"]
+        ftype = next((f.type for f in fields if f.name == kfield), "stage" if kfield == "stage" and staged else None)
+        if ftype not in ("stage", "select"):
+            report("/kanban/field", f"kanban needs the stage or a select field, not {kfield!r}")
+        _check_names(report, "/kanban/card_fields", doc["kanban"].get("card_fields", []), names)
+        kanban = Kanban(kfield, tuple(doc["kanban"].get("card_fields", ())))
+    _check_names(report, "/search_fields", doc.get("search_fields", []), set(field_names))
+    _check_names(report, "/default_sort", doc.get("default_sort", []), names)
+    for i, rule in enumerate(doc.get("duplicate_rules", [])):
+        _check_names(report.at(rule[ORIGIN]), "/fields", rule["fields"], set(field_names))
+    if "title" in doc:
+        used = [f for _, f, _, _ in string.Formatter().parse(doc["title"]) if f]
+        for name in used:
+            if name not in names:
+                report("/title", f"unknown field {name!r} in title")
+    return EntityDef(
+        name=doc["name"], label=_label(doc, report), fields=fields, plural_label=_opt(doc, "plural_label"),
+        description=_opt(doc, "description"), icon=doc.get("icon"), owned=owned, pooled=doc.get("pooled", False),
+        title=doc.get("title"), search_fields=tuple(doc.get("search_fields", ())),
+        default_sort=tuple(doc.get("default_sort", ("-created_at",))), stages=stages,
+        initial_stage=doc.get("initial_stage"),
+        duplicate_rules=tuple(DuplicateRule(r["name"], tuple(r["fields"]), r.get("action", "block"), _opt(r, "message"))
+                              for r in doc.get("duplicate_rules", [])),
+        forms=frozen_map(forms), list_views=frozen_map(views), kanban=kanban, source=doc[ORIGIN][0])
+
+
+def build_role(doc: dict, problems: list[Problem], entities: dict[str, EntityDef]) -> RoleDef:
+    report = Reporter(problems, doc[ORIGIN])
+    grants = {}
+    for name, grant in doc.get("entities", {}).items():
+        at = report.at(grant[ORIGIN])
+        entity = entities.get(name)
+        if name != "*" and entity is None:
+            at("", f"unknown entity {name!r}")
+            continue
+        names = set(f.name for f in entity.fields) | set(entity.system_fields()) if entity else set()
+        for field in grant.get("fields", {}):
+            if entity is None:
+                at(f"/fields/{field}", "field rules need a named entity, not '*'")
+            elif not entity.has_field(field):
+                at(f"/fields/{field}", f"unknown field {field!r} of '{name}'")
+        readonly_if = at.expression(grant.get("readonly_if"), "/readonly_if", names) if entity else None
+        grants[name] = EntityGrant(frozen_map(grant.get("actions")), grant.get("pool", False),
+                                   frozen_map(grant.get("fields")), readonly_if)
+    sharing = []
+    for rule in doc.get("sharing", []):
+        at = report.at(rule[ORIGIN])
+        entity = entities.get(rule["entity"])
+        if entity is None:
+            at("/entity", f"unknown entity {rule['entity']!r}")
+            continue
+        names = {f.name for f in entity.fields} | set(entity.system_fields())
+        condition = at.expression(rule["condition"], "/condition", names)
+        if condition is not None:
+            sharing.append(SharingRule(rule["entity"], condition, rule["level"], rule.get("name"), rule.get("team")))
+    return RoleDef(doc["name"], _label(doc, report), doc.get("level", 0), _opt(doc, "description"),
+                   frozen_map(grants), tuple(sharing), doc[ORIGIN][0])

@@ -1,0 +1,40 @@
+"""The Flask app factory. State lives on the app (``app.extensions["crm"]``), never in globals."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from crm_platform.installation import Installation, Settings
+
+from . import api_auth, api_meta, api_records, errors, openapi, pages
+
+
+def ui_folder() -> Path:
+    from importlib import resources
+    packaged = resources.files("crm_platform").joinpath("_data/ui")
+    return Path(str(packaged)) if packaged.is_dir() else Path(__file__).resolve().parents[2] / "ui"
+
+
+def create_app(settings: Settings | None = None, installation: Installation | None = None,
+               check_schema: bool = True) -> Flask:
+    """Build the web app for one installation.
+
+    Fails loudly (DefinitionError, SchemaBehind) rather than starting half-working: a bad
+    definition or a database that lacks the definitions' tables stops start-up with every problem.
+    """
+    installation = installation or Installation.open(settings or Settings.from_env())
+    if check_schema:
+        installation.check_schema()
+    ui = ui_folder()
+    app = Flask(__name__, template_folder=str(ui / "templates"), static_folder=str(ui / "static"))
+    app.config.update(SECRET_KEY=installation.settings.secret_key or secrets.token_hex(32),
+                      JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
+    app.json.sort_keys = False
+    app.extensions["crm"] = installation
+    errors.register(app)
+    for blueprint in (api_auth.bp, api_meta.bp, api_records.bp, openapi.bp, pages.bp):
+        app.register_blueprint(blueprint)
+    return app

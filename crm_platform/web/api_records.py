@@ -1,0 +1,101 @@
+"""Records over HTTP: a thin translation to the record service (which does all the work)."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, jsonify, request
+
+from crm_platform.engine import Filter, ListQuery
+from crm_platform.engine.errors import BadRequest
+
+from .context import records
+from .payload import json_object
+
+bp = Blueprint("api_records", __name__, url_prefix="/api/records")
+
+_FILTER = re.compile(r"^filter\[([a-z][a-z0-9_]*)\](?:\[([a-z]+)\])?$")
+_PLAIN = {"sort", "q", "limit", "cursor", "page", "count"}
+
+
+def _int(name: str, text: str | None, default: int | None) -> int | None:
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest("bad_paging", detail=f"{name} must be a whole number") from None
+
+
+def list_query() -> ListQuery:
+    """``?filter[field]=v&filter[field][op]=v&q=&sort=-a,b&limit=&cursor=|page=&count=true``"""
+    filters = []
+    for key, values in request.args.lists():
+        match = _FILTER.match(key)
+        if match:
+            filters += [Filter(match.group(1), match.group(2) or "eq", value) for value in values]
+        elif key not in _PLAIN:
+            raise BadRequest("bad_payload", detail=f"unknown query parameter {key!r}")
+    args = request.args
+    return ListQuery(filters=filters, sort=[s for s in args.get("sort", "").split(",") if s],
+                     search=args.get("q"), limit=_int("limit", args.get("limit"), 50),
+                     cursor=args.get("cursor"), page=_int("page", args.get("page"), None),
+                     count=args.get("count", "").lower() in ("1", "true", "yes"))
+
+
+def _version(body: dict) -> int | None:
+    """The version the client read: the If-Match header (ETag form) or ``"version"`` in the body."""
+    if "version" in body:
+        return body.pop("version")
+    header = request.headers.get("If-Match")
+    if header:
+        text = header.strip().removeprefix("W/").strip('"')
+        try:
+            return int(text)
+        except ValueError:
+            raise BadRequest("version_required") from None
+    return None
+
+
+@bp.get("/<entity>")
+def list_records(entity: str):
+    return jsonify(records().list(entity, list_query()))
+
+
+@bp.post("/<entity>")
+def create_record(entity: str):
+    record = records().create(entity, json_object())
+    response = jsonify(record)
+    response.status_code = 201
+    response.headers["Location"] = f"/api/records/{entity}/{record['id']}"
+    response.headers["ETag"] = f'"{record["version"]}"'
+    return response
+
+
+@bp.get("/<entity>/<record_id>")
+def get_record(entity: str, record_id: str):
+    record = records().get(entity, record_id)
+    response = jsonify(record)
+    response.headers["ETag"] = f'"{record["version"]}"'
+    return response
+
+
+@bp.patch("/<entity>/<record_id>")
+def update_record(entity: str, record_id: str):
+    body = json_object()
+    record = records().update(entity, record_id, body, _version(body))
+    response = jsonify(record)
+    response.headers["ETag"] = f'"{record["version"]}"'
+    return response
+
+
+@bp.delete("/<entity>/<record_id>")
+def delete_record(entity: str, record_id: str):
+    body = request.get_json(silent=True) if request.is_json else None
+    records().delete(entity, record_id, _version(body if isinstance(body, dict) else {}))
+    return "", 204
+
+
+@bp.get("/<entity>/<record_id>/history")
+def record_history(entity: str, record_id: str):
+    return jsonify({"data": records().history(entity, record_id)})

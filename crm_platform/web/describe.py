@@ -1,0 +1,94 @@
+"""The JSON description of an entity for clients (``GET /api/meta/entities/{entity}``)."""
+
+from __future__ import annotations
+
+from crm_platform.metadata.model import EntityDef, FieldDef, Form, Section
+
+_SYSTEM = {
+    "id": ("text", {"en": "ID", "zh": "ID"}),
+    "version": ("integer", {"en": "Version", "zh": "版本"}),
+    "owner": ("user", {"en": "Owner", "zh": "负责人"}),
+    "team": ("text", {"en": "Team", "zh": "团队"}),
+    "stage": ("select", {"en": "Stage", "zh": "阶段"}),
+    "created_at": ("datetime", {"en": "Created at", "zh": "创建时间"}),
+    "created_by": ("user", {"en": "Created by", "zh": "创建人"}),
+    "updated_at": ("datetime", {"en": "Updated at", "zh": "更新时间"}),
+    "updated_by": ("user", {"en": "Updated by", "zh": "更新人"}),
+}
+_WRITABLE_SYSTEM = {"owner", "stage"}
+_OPTIONAL = ("help", "min", "max", "max_length", "pattern", "precision", "currency", "target", "depends_on",
+             "default", "result_type", "format")
+_EXPRESSIONS = ("required_if", "readonly_if", "visible_if")
+
+
+def describe_field(f: FieldDef) -> dict:
+    out = {"name": f.name, "type": f.type, "label": dict(f.label), "required": f.required, "readonly": f.readonly}
+    for key in _OPTIONAL:
+        value = getattr(f, key)
+        if value is not None:
+            out[key] = dict(value) if key == "help" else value
+    if f.choices:
+        out["choices"] = [{"value": c.value, "label": dict(c.label), **({"color": c.color} if c.color else {}),
+                           **({"when": list(c.when)} if c.when else {})} for c in f.choices]
+    for key in _EXPRESSIONS:
+        expression = getattr(f, key)
+        if expression is not None:
+            out[key] = expression.source
+    if f.default_expr is not None:
+        out["default_expr"] = f.default_expr.source
+    if f.expression is not None:
+        out["expression"] = f.expression.source
+    if f.unique:
+        out["unique"] = True
+    return out
+
+
+def describe_system_field(entity: EntityDef, name: str) -> dict:
+    kind, label = _SYSTEM[name]
+    out = {"name": name, "type": kind, "label": label, "required": False,
+           "readonly": name not in _WRITABLE_SYSTEM, "system": True}
+    if name == "stage":
+        out["choices"] = [{"value": s.name, "label": dict(s.label)} for s in entity.stages]
+    return out
+
+
+def _section(section: Section) -> dict:
+    out = {"columns": [list(c) for c in section.columns]}
+    if section.name:
+        out["name"] = section.name
+    if section.label:
+        out["label"] = dict(section.label)
+    if section.visible_if is not None:
+        out["visible_if"] = section.visible_if.source
+    return out
+
+
+def describe_form(form: Form) -> dict:
+    return {"name": form.name, **({"label": dict(form.label)} if form.label else {}),
+            "tabs": [{**({"label": dict(t.label)} if t.label else {}), "sections": [_section(s) for s in t.sections]}
+                     for t in form.tabs],
+            "related": [{"entity": r.entity, "field": r.field, "columns": list(r.columns),
+                         **({"label": dict(r.label)} if r.label else {})} for r in form.related]}
+
+
+def describe_entity(entity: EntityDef) -> dict:
+    fields = [describe_field(f) for f in entity.fields]
+    fields += [describe_system_field(entity, n) for n in entity.system_fields()]
+    return {
+        "name": entity.name, "label": dict(entity.label),
+        "plural_label": dict(entity.plural_label or entity.label),
+        "icon": entity.icon, "owned": entity.owned, "pooled": entity.pooled, "title": entity.title,
+        "search_fields": list(entity.search_fields), "default_sort": list(entity.default_sort),
+        "fields": fields,
+        "stages": [{"name": s.name, "label": dict(s.label), "probability": s.probability, "category": s.category,
+                    "transitions": list(s.transitions) if s.transitions is not None else None,
+                    "gate": {"required": list(s.gate.required),
+                             "condition": s.gate.condition.source if s.gate.condition else None} if s.gate else None}
+                   for s in entity.stages],
+        "forms": [describe_form(f) for f in entity.forms.values()],
+        "list_views": [{"name": v.name, "columns": list(v.columns), "sort": list(v.sort),
+                        "filters": dict(v.filters), "group_by": v.group_by,
+                        **({"label": dict(v.label)} if v.label else {})} for v in entity.list_views.values()],
+        "kanban": {"field": entity.kanban.field, "card_fields": list(entity.kanban.card_fields)} if entity.kanban else None,
+        "duplicate_rules": [{"name": r.name, "fields": list(r.fields), "action": r.action} for r in entity.duplicate_rules],
+    }
