@@ -8,7 +8,7 @@ commit, the async hooks.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from . import audit, integrity
 from .accounts import Actor
 from .database import new_id, utcnow
 from .errors import BadRequest, Duplicate, NotFound, RecordInvalid, StaleVersion
+from .fieldtypes import Invalid
 from .hooks import NO_HOOKS, RecordEvent, RecordHooks
 from .messages import Message
 from .query import MAX_LIMIT, ListQuery, after_cursor, encode_cursor, filter_clause, order_by, search_clause, sort_keys
@@ -224,15 +225,9 @@ class _Transaction:
 
 def _as_python(er: EntityRuntime, name: str, value, errors: dict):
     """A default given in JSON form (or computed by an expression) as the field's Python value."""
-    if value is None or not er.entity.has_field(name):
-        return value
-    from datetime import date as _date
-    if isinstance(value, _date):
-        return value
     check = er.validator.checks.get(name)
-    if check is None:
+    if value is None or check is None or isinstance(value, date):
         return value
-    from .fieldtypes import Invalid
     try:
         return check(value)
     except Invalid as exc:

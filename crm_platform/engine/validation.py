@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from crm_platform.metadata.errors import ExpressionLimitError
-from crm_platform.metadata.model import EntityDef
+from crm_platform.metadata.model import EntityDef, FieldDef
 
 from .fieldtypes import TYPES, Invalid
 from .messages import Message
 
 Errors = dict[str, list[Message]]
+#: The owner system column, checked like a user field.
+OWNER = FieldDef("owner", "user", {"en": "Owner", "zh": "负责人"})
 
 
 def _add(errors: Errors, name: str, key: str, **params) -> None:
@@ -40,7 +42,7 @@ class RecordValidator:
                 return value
             self.checks["stage"] = check_stage
         if entity.owned:
-            self.checks["owner"] = TYPES["user"].check(entity.fields[0])
+            self.checks["owner"] = TYPES["user"].check(OWNER)
         self.readonly = {f.name for f in entity.fields if f.readonly} | set(entity.system_fields()) - set(self.checks)
         self.required = tuple(f.name for f in entity.fields if f.required and not f.readonly)
         self.required_if = tuple((f.name, f.required_if) for f in entity.fields if f.required_if is not None)
