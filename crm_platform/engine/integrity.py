@@ -22,9 +22,12 @@ def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, c
         value = changed.get(f.name)
         if value is None:
             continue
-        target = users if f.type == "user" else runtime.entities[f.target].table
+        if f.type == "reference":
+            target = runtime.entities[f.target].table
+        else:
+            target = users if f.type == "user" else runtime.tables["files"]
         if conn.scalar(sa.select(target.c.id).where(target.c.id == value)) is None:
-            errors.setdefault(f.name, []).append(Message("reference", {"target": f.target or "user", "value": value}))
+            errors.setdefault(f.name, []).append(Message("reference", {"target": f.target or f.type, "value": value}))
     owner = changed.get("owner")
     if owner is not None and conn.scalar(sa.select(users.c.id).where(users.c.id == owner, users.c.active)) is None:
         errors.setdefault("owner", []).append(Message("reference", {"target": "user", "value": owner}))

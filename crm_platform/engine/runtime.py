@@ -110,7 +110,7 @@ def compile_runtime(catalog: Catalog) -> Runtime:
             stored=tuple((f, TYPES[f.type]) for f in entity.fields if TYPES[f.type].stored),
             formulas=tuple(f for f in entity.fields if f.type == "formula"),
             defaults=tuple(f for f in entity.fields if f.default is not None or f.default_expr is not None),
-            references=tuple(f for f in entity.fields if f.type in ("reference", "user")),
+            references=tuple(f for f in entity.fields if f.type in ("reference", "user", "file")),
             autonumbers=tuple(f for f in entity.fields if f.type == "autonumber"),
             incoming=tuple(incoming.get(entity.name, ())),
             system=entity.system_fields(),

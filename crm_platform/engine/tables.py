@@ -67,7 +67,18 @@ def system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("key", sa.String(100), primary_key=True),
         sa.Column("value", sa.Text(), nullable=False),
     )
-    return {"teams": teams, "users": users, "tokens": tokens, "audit": audit, "counters": counters, "meta": meta}
+    files = sa.Table(
+        "crm_files", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("content_type", sa.String(127), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("created_by", ID, nullable=True),
+    )
+    return {"teams": teams, "files": files, "users": users, "tokens": tokens, "audit": audit, "counters": counters, "meta": meta}
 
 
 def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:

@@ -9,7 +9,7 @@ from flask import Flask
 
 from crm_platform.installation import Installation, Settings
 
-from . import api_auth, api_meta, api_records, errors, openapi, pages
+from . import api_auth, api_files, api_meta, api_records, errors, openapi, pages
 
 
 def ui_folder() -> Path:
@@ -33,8 +33,9 @@ def create_app(settings: Settings | None = None, installation: Installation | No
     app.config.update(SECRET_KEY=installation.settings.secret_key or secrets.token_hex(32),
                       JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     app.json.sort_keys = False
+    app.json.ensure_ascii = False
     app.extensions["crm"] = installation
     errors.register(app)
-    for blueprint in (api_auth.bp, api_meta.bp, api_records.bp, openapi.bp, pages.bp):
+    for blueprint in (api_auth.bp, api_files.bp, api_meta.bp, api_records.bp, openapi.bp, pages.bp):
         app.register_blueprint(blueprint)
     return app

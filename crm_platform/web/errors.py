@@ -38,7 +38,8 @@ def _record_error(exc: RecordError):
 
 def _http_error(exc: HTTPException):
     codes = {400: "malformed", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-             409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "validation"}
+             409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "validation",
+             500: "internal"}
     return error_response(codes.get(exc.code, "error"), exc.description or exc.name, exc.code)
 
 

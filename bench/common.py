@@ -1,0 +1,194 @@
+"""Shared machinery of the benchmarks: result rows, interleaved timing, profiling, databases.
+
+Every benchmark compares the ENGINE with a HAND-WRITTEN FLOOR doing the same work, in one run.
+Timings on a shared 2-core machine are noisy, so:
+
+* each case is warmed up first;
+* samples are taken in rounds, every round running every case once, alternating the order
+  (engine, floor, ... then ..., floor, engine) so a burst of load hits both sides alike;
+* the reported time is the median sample; the reported ratio is the median of the per-round
+  ratios (each ratio compares two samples taken right next to each other).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import gc
+import io
+import pstats
+import secrets
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Row:
+    """One line of the results table.
+
+    ``engine``/``floor`` are nanoseconds per operation. A row with a ``target`` is judged
+    (ratio ≤ target → met); a row without one is context (shown, not judged).
+    """
+
+    benchmark: str
+    engine: float | None
+    floor: float | None
+    ratio: float | None
+    target: float | None = None
+    note: str = ""
+    engine_label: str = "engine"
+    floor_label: str = "floor"
+
+    @property
+    def verdict(self) -> str:
+        if self.ratio is None:
+            return "skipped"
+        if self.target is None:
+            return "context"
+        return "met" if self.ratio <= self.target else "MISSED"
+
+
+@dataclass
+class Stats:
+    samples: list[float] = field(default_factory=list)  # ns per operation, one per round
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def best(self) -> float:
+        return min(self.samples)
+
+
+def compare(cases: dict[str, Callable[[], Any]], *, rounds: int, inner: int = 1, per: int = 1,
+            warmup: int = 1, min_round_ns: int = 0) -> dict[str, Stats]:
+    """Time each zero-argument case, interleaved: ``rounds`` rounds of ``inner`` calls each.
+
+    ``per`` is how many operations one call performs (a case may loop internally); times are
+    reported per operation. ``min_round_ns``: grow ``inner`` during warm-up until one sample of
+    the slowest case takes at least this long (keeps timer resolution out of fast cases).
+    """
+    names = list(cases)
+    for _ in range(warmup):
+        for name in names:
+            for _ in range(inner):
+                cases[name]()
+    if min_round_ns:
+        for name in names:
+            while True:
+                t0 = time.perf_counter_ns()
+                for _ in range(inner):
+                    cases[name]()
+                if time.perf_counter_ns() - t0 >= min_round_ns or inner >= 1 << 20:
+                    break
+                inner *= 2
+    stats = {name: Stats() for name in names}
+    clock = time.perf_counter_ns
+    for i in range(rounds):
+        order = names if i % 2 == 0 else names[::-1]
+        gc.collect()
+        for name in order:
+            fn = cases[name]
+            t0 = clock()
+            for _ in range(inner):
+                fn()
+            stats[name].samples.append((clock() - t0) / (inner * per))
+    return stats
+
+
+def ratio(a: Stats, b: Stats) -> float:
+    """Median of the per-round ratios a/b (samples taken next to each other)."""
+    return statistics.median(x / y for x, y in zip(a.samples, b.samples, strict=True))
+
+
+def subtract(stats: Stats, baseline: Stats) -> Stats:
+    """Per-round difference (e.g. minus the cost of the bare loop), floored at a tiny positive value."""
+    return Stats([max(x - y, 0.1) for x, y in zip(stats.samples, baseline.samples, strict=True)])
+
+
+def row(benchmark: str, engine: Stats, floor: Stats, target: float | None, note: str = "", **labels) -> Row:
+    return Row(benchmark, engine.median, floor.median, ratio(engine, floor), target, note, **labels)
+
+
+def profile(label: str, fn: Callable[[], Any], calls: int, top: int = 18) -> str:
+    """cProfile ``calls`` calls of ``fn``; the top functions by own time, as text."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        fn()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    text = out.getvalue()
+    # Keep the table, drop pstats' preamble.
+    start = text.find("   ncalls")
+    return f"--- profile: {label} ({calls} calls, sorted by own time) ---\n" + (text[start:] if start >= 0 else text)
+
+
+def fmt_ns(ns: float | None) -> str:
+    if ns is None:
+        return "—"
+    if ns < 1_000:
+        return f"{ns:.0f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.1f} µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1_000_000:.2f} ms"
+    return f"{ns / 1_000_000_000:.2f} s"
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_unreachable(url: str) -> str | None:
+    """None if PostgreSQL answers at ``url``, else why not."""
+    import sqlalchemy as sa
+
+    from crm_platform.engine import make_engine
+    try:
+        engine = make_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure to connect means: not available here
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+@contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new database ``crm_bench_<random>`` next to ``admin_url``'s; dropped afterwards."""
+    import sqlalchemy as sa
+
+    from crm_platform.engine import make_engine
+    name = f"crm_bench_{secrets.token_hex(4)}"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def bench_actor(installation):
+    """A team and an admin user in ``installation`` (created once); returns the admin's Actor."""
+    import sqlalchemy as sa
+    accounts = installation.accounts
+    if accounts.team_id("Bench") is None:
+        accounts.create_team("Bench")
+    users = installation.runtime.tables["users"]
+    with installation.db.connect() as conn:
+        user_id = conn.scalar(sa.select(users.c.id).where(users.c.username == "bench_admin"))
+    if user_id is None:
+        user_id = accounts.create_user("bench_admin", "bench-password", "admin", "Bench")
+    return accounts.actor(user_id)

@@ -1,0 +1,53 @@
+"""Uploaded files, stored in the database (so any number of web processes can serve them)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .accounts import Actor
+from .database import new_id, utcnow
+from .errors import BadRequest, NotFound
+
+MAX_SIZE = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "content_type": self.content_type, "size": self.size,
+                "sha256": self.sha256}
+
+
+class FileStore:
+    def __init__(self, db: sa.Engine, table: sa.Table):
+        self.db, self.table = db, table
+
+    def save(self, name: str, content_type: str, data: bytes, actor: Actor | None) -> StoredFile:
+        if not data:
+            raise BadRequest("bad_payload", detail="the file is empty")
+        if len(data) > MAX_SIZE:
+            raise BadRequest("bad_payload", detail=f"the file is larger than {MAX_SIZE // (1024 * 1024)} MiB")
+        stored = StoredFile(new_id(), (name or "file")[:255], (content_type or "application/octet-stream")[:127],
+                            len(data), hashlib.sha256(data).hexdigest())
+        with self.db.begin() as conn:
+            conn.execute(self.table.insert().values(
+                id=stored.id, name=stored.name, content_type=stored.content_type, size=stored.size,
+                sha256=stored.sha256, data=data, created_at=utcnow(), created_by=actor.id if actor else None))
+        return stored
+
+    def load(self, file_id: str) -> tuple[StoredFile, bytes]:
+        t = self.table
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(t).where(t.c.id == file_id)).first()
+        if row is None:
+            raise NotFound("not_found", entity="file", id=file_id)
+        return StoredFile(row.id, row.name, row.content_type, row.size, row.sha256), row.data

@@ -1,0 +1,45 @@
+"""File uploads: ``POST /api/files`` (multipart, field ``file``) → the id a ``file`` field stores."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from flask import Blueprint, Response, jsonify, request
+
+from crm_platform.engine.errors import BadRequest
+from crm_platform.engine.files import FileStore
+
+from .context import actor, installation
+
+bp = Blueprint("api_files", __name__, url_prefix="/api/files")
+
+
+def _store() -> FileStore:
+    return FileStore(installation().db, installation().runtime.tables["files"])
+
+
+@bp.post("")
+def upload():
+    caller = actor()
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("bad_payload", detail="send the file as multipart/form-data in a field named 'file'")
+    stored = _store().save(upload.filename or "file", upload.mimetype, upload.read(), caller)
+    response = jsonify(stored.as_json())
+    response.status_code = 201
+    response.headers["Location"] = f"/api/files/{stored.id}"
+    return response
+
+
+@bp.get("/<file_id>")
+def download(file_id: str):
+    actor()
+    stored, data = _store().load(file_id)
+    response = Response(data, mimetype=stored.content_type)
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quote(stored.name)}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _quote(name: str) -> str:
+    return quote(name, safe="")
