@@ -65,38 +65,42 @@ class Stats:
 
 
 def compare(cases: dict[str, Callable[[], Any]], *, rounds: int, inner: int = 1, per: int = 1,
-            warmup: int = 1, min_round_ns: int = 0) -> dict[str, Stats]:
-    """Time each zero-argument case, interleaved: ``rounds`` rounds of ``inner`` calls each.
+            warmup: int = 1, min_sample_ns: int = 0) -> dict[str, Stats]:
+    """Time each zero-argument case, interleaved: ``rounds`` rounds, each calling every case ``inner`` times.
 
     ``per`` is how many operations one call performs (a case may loop internally); times are
-    reported per operation. ``min_round_ns``: grow ``inner`` during warm-up until one sample of
-    the slowest case takes at least this long (keeps timer resolution out of fast cases).
+    reported per operation. ``min_sample_ns``: after the warm-up, each case's own ``inner`` is
+    doubled until one sample takes at least this long (keeps timer resolution out of fast cases,
+    and keeps samples short so that neighbouring samples see the same machine load).
     """
     names = list(cases)
     for _ in range(warmup):
         for name in names:
             for _ in range(inner):
                 cases[name]()
-    if min_round_ns:
+    counts = dict.fromkeys(names, inner)
+    if min_sample_ns:
         for name in names:
-            while True:
+            n = counts[name]
+            while n < 1 << 22:
                 t0 = time.perf_counter_ns()
-                for _ in range(inner):
+                for _ in range(n):
                     cases[name]()
-                if time.perf_counter_ns() - t0 >= min_round_ns or inner >= 1 << 20:
+                if time.perf_counter_ns() - t0 >= min_sample_ns:
                     break
-                inner *= 2
+                n *= 2
+            counts[name] = n
     stats = {name: Stats() for name in names}
     clock = time.perf_counter_ns
     for i in range(rounds):
         order = names if i % 2 == 0 else names[::-1]
         gc.collect()
         for name in order:
-            fn = cases[name]
+            fn, n = cases[name], counts[name]
             t0 = clock()
-            for _ in range(inner):
+            for _ in range(n):
                 fn()
-            stats[name].samples.append((clock() - t0) / (inner * per))
+            stats[name].samples.append((clock() - t0) / (n * per))
     return stats
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 
 from .engine import Accounts, Actor, RecordService, Runtime, compile_runtime, make_engine
 from .engine import migration
@@ -53,10 +54,11 @@ class Installation:
     db: sa.Engine
     runtime: Runtime
     hooks: RecordHooks = NO_HOOKS
+    password_hasher: PasswordHasher | None = None
     accounts: Accounts = field(init=False)
 
     def __post_init__(self) -> None:
-        self.accounts = Accounts(self.db, self.runtime.tables, self.runtime.catalog.roles)
+        self.accounts = Accounts(self.db, self.runtime.tables, self.runtime.catalog.roles, self.password_hasher)
 
     @classmethod
     def open(cls, settings: Settings, engine_options: dict | None = None) -> Installation:

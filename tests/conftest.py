@@ -11,6 +11,7 @@ import secrets
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher, profiles
 
 from crm_platform.engine import compile_runtime, make_engine
 from crm_platform.installation import Installation, Settings
@@ -94,17 +95,45 @@ def database(backend, tmp_path, request):
     admin.dispose()
 
 
+#: argon2's own cheapest profile: tests create many users; production keeps the library's default cost.
+FAST_HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
+
+
 def open_installation(runtime, database) -> Installation:
     url, options = database
-    inst = Installation(Settings(database_url=url), make_engine(url, **options), runtime)
+    inst = Installation(Settings(database_url=url), make_engine(url, **options), runtime, password_hasher=FAST_HASHER)
     inst.migrate()
     return inst
 
 
+@pytest.fixture(scope="session")
+def pg_shared_schema(pg_database, runtime):
+    """One PostgreSQL schema per run, migrated once for the base runtime; tests truncate it after use."""
+    schema = f"shared_{secrets.token_hex(4)}"
+    admin = make_engine(pg_database)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    database = (pg_database, {"connect_args": {"options": f"-csearch_path={schema}"}})
+    open_installation(runtime, database).db.dispose()
+    yield database
+    admin.dispose()
+
+
 @pytest.fixture
-def installation(runtime, database):
-    inst = open_installation(runtime, database)
+def installation(runtime, backend, request):
+    """A migrated installation of the base pack with no data (fresh file on SQLite; a truncated
+    shared schema on PostgreSQL, which keeps per-test setup fast)."""
+    if backend == "sqlite":
+        inst = open_installation(runtime, request.getfixturevalue("database"))
+        yield inst
+        inst.db.dispose()
+        return
+    url, options = request.getfixturevalue("pg_shared_schema")
+    inst = Installation(Settings(database_url=url), make_engine(url, **options), runtime, password_hasher=FAST_HASHER)
     yield inst
+    names = ", ".join(f'"{t.name}"' for t in runtime.metadata.sorted_tables)
+    with inst.db.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     inst.db.dispose()
 
 

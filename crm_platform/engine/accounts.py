@@ -15,9 +15,6 @@ from .database import new_id, utcnow
 from .errors import BadRequest, Conflict, NotFound, Unauthenticated
 
 TOKEN_LIFETIME = timedelta(days=30)
-_hasher = PasswordHasher()
-#: Verified against when the username is unknown, so both failures take the same time.
-_DUMMY_HASH = _hasher.hash("not a real password")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +37,16 @@ class Actor:
 class Accounts:
     """Reads and writes users, teams and tokens."""
 
-    def __init__(self, db: sa.Engine, tables: dict[str, sa.Table], roles=None):
+    def __init__(self, db: sa.Engine, tables: dict[str, sa.Table], roles=None, hasher: PasswordHasher | None = None):
         self.db, self.t, self.roles = db, tables, roles
+        self.hasher = hasher or PasswordHasher()
+        self._dummy_hash: str | None = None
+
+    def _dummy(self) -> str:
+        """Verified against when the username is unknown, so both failures take the same time."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hasher.hash("not a real password")
+        return self._dummy_hash
 
     # -- teams ---------------------------------------------------------------------------------
     def create_team(self, name: str, parent: str | None = None) -> str:
@@ -80,7 +85,7 @@ class Accounts:
             with self.db.begin() as conn:
                 conn.execute(users.insert().values(
                     id=user_id, username=username, display_name=display_name or username,
-                    password_hash=_hasher.hash(password), role=role, team_id=team_id, locale=locale,
+                    password_hash=self.hasher.hash(password), role=role, team_id=team_id, locale=locale,
                     active=True, created_at=utcnow()))
         except sa.exc.IntegrityError:
             raise Conflict("bad_payload", detail=f"a user named {username!r} exists already") from None
@@ -108,7 +113,7 @@ class Accounts:
         with self.db.connect() as conn:
             row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first()
         try:
-            _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)
+            self.hasher.verify(row["password_hash"] if row else self._dummy(), password)
         except (VerificationError, InvalidHashError):
             raise Unauthenticated("bad_credentials") from None
         if row is None or not row["active"]:

@@ -82,6 +82,9 @@ class RecordValidator:
             value = record.get(name)
             if value in allowed and (name in changed or parent in changed) and record.get(parent) not in allowed[value]:
                 _add(errors, name, "dependent_choice", value=value, parent=parent, parent_value=record.get(parent))
+        if self.entity.owned and not self.entity.pooled and record.get("owner") is None \
+                and (creating or "owner" in changed) and "owner" not in errors:
+            _add(errors, "owner", "required")  # only pooled records may sit in the public pool
         if self.entity.staged and (creating or "stage" in changed) and "stage" not in errors:
             self._check_stage(record, old, user, errors)
 

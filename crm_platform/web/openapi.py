@@ -94,6 +94,15 @@ def build_spec(runtime: Runtime) -> dict:
                         "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}}}},
         "responses": {"200": {"description": "A token", "content": {"application/json": {"schema": {
             "type": "object", "properties": {"token": {"type": "string"}}}}}}, "401": _error("Wrong credentials")}}})
+    spec.path("/api/files", operations={"post": {
+        "summary": "Upload a file; a file field stores the returned id",
+        "requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+        "responses": {"201": {"description": "The stored file: id, name, content_type, size, sha256"},
+                      "400": _error("No file, empty, or too large")}}})
+    spec.path("/api/files/{id}", operations={"get": {
+        "summary": "Download a file", "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The file's bytes"}, "404": _error("Not found")}}})
     list_params = [
         {"name": "filter[{field}]", "in": "query", "schema": {"type": "string"},
          "description": "Equality filter; filter[{field}][{op}] with op in eq, ne, lt, lte, gt, gte, in (comma list), "
