@@ -88,6 +88,8 @@ class Text(FieldType):
             value = normalize(value)
             if not value:
                 return None
+            if "\x00" in value:
+                raise Invalid("type", expected="text without NUL characters")
             if len(value) > limit:
                 raise Invalid("max_length", max=limit)
             if own is not None and not own.fullmatch(value):
@@ -105,7 +107,7 @@ class TextArea(Text):
         return sa.Text()
 
     def normalize(self, value):
-        return value
+        return value if value.strip() else ""
 
 
 class Email(Text):
@@ -141,6 +143,11 @@ class Url(Text):
         return check
 
 
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+#: Total digits of the NUMERIC columns that hold decimal, currency and percent values.
+NUMERIC_DIGITS = 20
+
+
 class Integer(FieldType):
     expected = "an integer"
 
@@ -148,7 +155,8 @@ class Integer(FieldType):
         return sa.BigInteger()
 
     def check(self, f):
-        lo, hi = f.min, f.max
+        lo = f.min if f.min is not None else INT64_MIN
+        hi = f.max if f.max is not None else INT64_MAX
 
         def check(value):
             if value is None:
@@ -176,13 +184,14 @@ class Number(FieldType):
     default_precision = 2
 
     def column_type(self, f):
-        return sa.Numeric(20, self.precision(f), asdecimal=False)
+        return sa.Numeric(NUMERIC_DIGITS, self.precision(f), asdecimal=False)
 
     def precision(self, f):
         return f.precision if f.precision is not None else self.default_precision
 
     def check(self, f):
         places, lo, hi = self.precision(f), f.min, f.max
+        bound = 10 ** (NUMERIC_DIGITS - places)  # the column holds values strictly inside ±bound
 
         def check(value):
             if value is None:
@@ -208,6 +217,8 @@ class Number(FieldType):
                 raise Invalid("min", min=lo)
             if hi is not None and value > hi:
                 raise Invalid("max", max=hi)
+            if not -bound < value < bound:
+                raise Invalid("too_large", digits=NUMERIC_DIGITS - places)
             return value
         return check
 
@@ -311,6 +322,10 @@ class MultiSelect(FieldType):
             chosen = [one(v) for v in value]
             return list(dict.fromkeys(v for v in chosen if v is not None)) or None
         return check
+
+    def parse_query(self, f, text):
+        """A filter names one choice (``filter[tags][contains]=vip``)."""
+        return SELECT.check(f)(text)
 
 
 class Identifier(FieldType):

@@ -23,6 +23,8 @@ TEMPLATES = MappingProxyType({
     "date": {"en": "Not a valid date (YYYY-MM-DD).", "zh": "日期无效（YYYY-MM-DD）。"},
     "datetime": {"en": "Not a valid date-time (ISO 8601 with a UTC offset).",
                  "zh": "日期时间无效（ISO 8601，需带时区偏移）。"},
+    "too_large": {"en": "Too large: at most {digits} digits before the decimal point.",
+                  "zh": "数值过大：整数部分最多 {digits} 位。"},
     "precision": {"en": "At most {precision} decimal places.", "zh": "最多 {precision} 位小数。"},
     "reference": {"en": "No {target} with id {value!r}.", "zh": "不存在 id 为 {value!r} 的{target}。"},
     "stage": {"en": "Unknown stage {value!r}.", "zh": "未知阶段 {value!r}。"},
@@ -58,12 +60,13 @@ FALLBACK_LOCALE = "en"
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A translatable message: a template key and its parameters."""
+    """A translatable message: a template key and its parameters (key "custom": the definition's own
+    per-locale text in ``params["text"]``)."""
 
     key: str
     params: dict = field(default_factory=dict)
 
     def render(self, locale: str = FALLBACK_LOCALE) -> str:
-        templates = TEMPLATES[self.key]
+        templates = self.params["text"] if self.key == "custom" else TEMPLATES[self.key]
         template = templates.get(locale) or templates.get(locale.split("-")[0]) or templates[FALLBACK_LOCALE]
-        return template.format(**self.params)
+        return template if self.key == "custom" else template.format(**self.params)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import operator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -22,6 +23,8 @@ from .runtime import EntityRuntime
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "isnull")
+_COMPARISONS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le,
+                "gt": operator.gt, "gte": operator.ge}
 _SYSTEM_TYPES = {"created_at": "datetime", "updated_at": "datetime", "version": "integer"}
 
 
@@ -78,8 +81,7 @@ def filter_clause(er: EntityRuntime, flt: Filter):
     except Invalid as exc:
         from .messages import Message
         raise BadRequest("bad_filter", field=name, detail=Message(exc.key, exc.params).render()) from None
-    return {"eq": column == value, "ne": column != value, "lt": column < value, "lte": column <= value,
-            "gt": column > value, "gte": column >= value}[op]
+    return _COMPARISONS[op](column, value)
 
 
 def search_clause(er: EntityRuntime, text: str):

@@ -37,6 +37,8 @@ class RecordValidator:
         stages = {s.name for s in entity.stages}
         if entity.staged:
             def check_stage(value):
+                if value is None or value == "":
+                    raise Invalid("required")
                 if value not in stages:
                     raise Invalid("stage", value=value)
                 return value
@@ -105,7 +107,10 @@ class RecordValidator:
             if _blank(record.get(name)) and name not in errors:
                 _add(errors, name, "gate_required", stage=new)
         if gate.condition is not None and not _truthy(gate.condition, record, old, user, errors, "stage"):
-            _add(errors, "stage", "gate_condition", stage=new)
+            if gate.message:
+                _add(errors, "stage", "custom", text=dict(gate.message))
+            else:
+                _add(errors, "stage", "gate_condition", stage=new)
 
 
 def _truthy(expression, record, old, user, errors: Errors, name: str) -> bool:
