@@ -172,9 +172,12 @@ class Integer(FieldType):
 
     def parse_query(self, f, text):
         try:
-            return int(text)
+            value = int(text)
         except ValueError:
             raise Invalid("type", expected="an integer") from None
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise Invalid("type", expected="a 64-bit integer")
+        return value
 
 
 class Number(FieldType):
@@ -244,6 +247,9 @@ class Boolean(FieldType):
         raise Invalid("type", expected="true or false")
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 class Date(FieldType):
     def column_type(self, f):
         return sa.Date()
@@ -252,7 +258,7 @@ class Date(FieldType):
         def check(value):
             if value is None or value == "":
                 return None
-            if type(value) is not str or len(value) != 10:
+            if type(value) is not str or not _ISO_DATE.fullmatch(value):
                 raise Invalid("date")
             try:
                 parsed = date.fromisoformat(value)

@@ -45,9 +45,12 @@ class Reporter:
 
 
 def _label(doc: dict, report: Reporter, pointer: str = "") -> dict:
+    """The merged label, which needs 'en' (an overlay may give one locale; the base gives the rest)."""
     if "label" not in doc:
         report(pointer + "/label", "a label is required (at least 'en')")
         return {"en": doc.get("name") or doc.get("value") or "?"}
+    if "en" not in doc["label"]:
+        report(pointer + "/label", "the label needs an 'en' text")
     return frozen_map(doc["label"])
 
 
@@ -79,6 +82,9 @@ def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], nume
             re.compile(doc["pattern"])
         except re.error as exc:
             report("/pattern", f"invalid regular expression: {exc}")
+    for i, choice in enumerate(doc.get("choices", [])):
+        if "label" in choice and "en" not in choice["label"]:
+            report(f"/choices/{i}/label", "the label needs an 'en' text")
     values = [c["value"] for c in doc.get("choices", [])]
     if len(values) != len(set(values)):
         report("/choices", "choice values must be unique")
@@ -153,7 +159,7 @@ def _section(doc: dict, report: Reporter, pointer: str, known: set[str], names: 
 
 
 def build_form(name: str, doc: dict, report: Reporter, known: set[str], names: set[str], numeric,
-               entities: dict[str, dict], entity_name: str) -> Form:
+               entities: dict[str, dict], entity_name: str, broken: set[str] = frozenset()) -> Form:
     if "tabs" in doc:
         tabs = tuple(Tab(_opt(t, "label"), tuple(_section(s, report, f"/tabs/{ti}/sections/{si}", known, names, numeric)
                                                  for si, s in enumerate(t["sections"])), t.get("name"))
@@ -166,7 +172,8 @@ def build_form(name: str, doc: dict, report: Reporter, known: set[str], names: s
         other = entities.get(rel["entity"])
         field = next((f for f in (other or {}).get("fields", []) if f["name"] == rel["field"]), None)
         if other is None:
-            report(f"/related/{i}/entity", f"unknown entity {rel['entity']!r}")
+            if rel["entity"] not in broken:
+                report(f"/related/{i}/entity", f"unknown entity {rel['entity']!r}")
         elif field is None or field.get("type") != "reference" or field.get("target") != entity_name:
             report(f"/related/{i}/field", f"'{rel['entity']}.{rel['field']}' is not a reference to '{entity_name}'")
         else:
@@ -179,7 +186,8 @@ def build_form(name: str, doc: dict, report: Reporter, known: set[str], names: s
 _SYSTEM_COLUMNS = ("id", "version", "owner", "team", "stage", "created_at", "created_by", "updated_at", "updated_by")
 
 
-def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict]) -> EntityDef | None:
+def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict],
+                 broken: set[str] = frozenset()) -> EntityDef | None:
     report = Reporter(problems, doc[ORIGIN])
     owned, staged = doc.get("owned", False), bool(doc.get("stages"))
     if doc.get("pooled") and not owned:
@@ -193,9 +201,10 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict]) 
     system = {n for n in _SYSTEM_COLUMNS if (owned or n not in ("owner", "team")) and (staged or n != "stage")}
     names = set(field_names) | system
     numeric = {f["name"] for f in field_docs if f.get("type") in NUMERIC_TYPES} | {"version"}
-    fields = tuple(filter(None, (build_field(f, doc, report.at(f[ORIGIN]), names, numeric, entities) for f in field_docs)))
+    known = set(entities) | set(broken)
+    fields = tuple(filter(None, (build_field(f, doc, report.at(f[ORIGIN]), names, numeric, known) for f in field_docs)))
     stages = build_stages(doc, report, set(field_names), names, numeric)
-    forms = {name: build_form(name, form, report.at(form[ORIGIN]), names, names, numeric, entities, doc["name"])
+    forms = {name: build_form(name, form, report.at(form[ORIGIN]), names, names, numeric, entities, doc["name"], broken)
              for name, form in doc.get("forms", {}).items()}
     if "default" not in forms:
         forms["default"] = Form("default", (Tab(None, (Section(None, (tuple(f.name for f in fields),)),)),))
@@ -204,7 +213,9 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict]) 
         at = report.at(view[ORIGIN])
         _check_names(at, "/columns", view["columns"], names)
         _check_names(at, "/sort", view.get("sort", []), names)
-        _check_names(at, "/filters", list(view.get("filters", {})), names)
+        for key in view.get("filters", {}):
+            if key not in names:
+                at(f"/filters/{key}", f"unknown field {key!r}")
         if view.get("group_by") and view["group_by"] not in names:
             at("/group_by", f"unknown field {view['group_by']!r}")
         views[name] = ListView(name, tuple(view["columns"]), _opt(view, "label"), frozen_map(view.get("filters")),
@@ -239,14 +250,16 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict]) 
         forms=frozen_map(forms), list_views=frozen_map(views), kanban=kanban, source=doc[ORIGIN][0])
 
 
-def build_role(doc: dict, problems: list[Problem], entities: dict[str, EntityDef]) -> RoleDef:
+def build_role(doc: dict, problems: list[Problem], entities: dict[str, EntityDef],
+               broken: set[str] = frozenset()) -> RoleDef:
     report = Reporter(problems, doc[ORIGIN])
     grants = {}
     for name, grant in doc.get("entities", {}).items():
         at = report.at(grant[ORIGIN])
         entity = entities.get(name)
         if name != "*" and entity is None:
-            at("", f"unknown entity {name!r}")
+            if name not in broken:
+                at("", f"unknown entity {name!r}")
             continue
         names = set(f.name for f in entity.fields) | set(entity.system_fields()) if entity else set()
         for field in grant.get("fields", {}):
@@ -262,7 +275,8 @@ def build_role(doc: dict, problems: list[Problem], entities: dict[str, EntityDef
         at = report.at(rule[ORIGIN])
         entity = entities.get(rule["entity"])
         if entity is None:
-            at("/entity", f"unknown entity {rule['entity']!r}")
+            if rule["entity"] not in broken:
+                at("/entity", f"unknown entity {rule['entity']!r}")
             continue
         names = {f.name for f in entity.fields} | set(entity.system_fields())
         condition = at.expression(rule["condition"], "/condition", names)

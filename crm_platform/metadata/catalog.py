@@ -39,20 +39,22 @@ def load_catalog(packs: list[str] | str = "base", extra_paths: list[Path] | None
     refs = [p.strip() for p in packs.split(",") if p.strip()] if isinstance(packs, str) else list(packs)
     problems: list[Problem] = []
     raw = resolve_packs(refs, search_paths(extra_paths), problems)
-    if problems:
-        raise DefinitionError(problems)
+    if any(p.file == "CRM_PACKS" or p.file.endswith("pack.json") for p in problems):
+        raise DefinitionError(problems)  # without the packs themselves there is nothing to check further
     if layers:
         from .loader import RawPack  # a virtual pack holding the layer's documents
         raw.append(RawPack("layer", Path("."), {}, entities=list(layers)))
     entity_docs, role_docs = merge_packs(raw)
+    broken = set().union(*(p.broken for p in raw))
     entities = {}
     for name, doc in entity_docs.items():
-        entity = build_entity(doc, problems, entity_docs)
+        entity = build_entity(doc, problems, entity_docs, broken)
         if entity is not None:
             entities[name] = entity
-    roles = {name: build_role(doc, problems, entities) for name, doc in role_docs.items()}
+    roles = {name: build_role(doc, problems, entities, broken | set(entity_docs) - set(entities))
+             for name, doc in role_docs.items()}
     if problems:
-        raise DefinitionError(problems)
+        raise DefinitionError(sorted(problems, key=lambda p: p.file))  # stable: each file's problems in order
     infos = tuple(PackInfo(p.name, p.manifest.get("version", "0"), frozen_map(p.manifest.get("label", {})), str(p.path),
                            tuple(p.manifest.get("extends", ())), tuple(p.manifest.get("requires", ())),
                            p.manifest.get("description")) for p in raw if p.manifest)

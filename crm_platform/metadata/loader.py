@@ -24,6 +24,9 @@ class RawPack:
     manifest: dict
     entities: list[tuple[str, dict]] = field(default_factory=list)  # (file, document)
     roles: list[tuple[str, dict]] = field(default_factory=list)
+    #: Names of documents that failed schema validation: other files may still refer to them, and
+    #: must not get a cascade of "unknown entity" problems for it.
+    broken: set[str] = field(default_factory=set)
 
 
 def builtin_definitions() -> Path:
@@ -76,14 +79,17 @@ def read_json(path: Path, problems: list[Problem]):
         return None
 
 
-def read_document(path: Path, kind: str, problems: list[Problem]) -> dict | None:
-    """Parse and schema-validate one definition file; None (and problems) if it is not valid."""
+def read_document(path: Path, kind: str, problems: list[Problem], broken: set[str] | None = None) -> dict | None:
+    """Parse and schema-validate one definition file; None (and problems) if it is not valid.
+    The name of a document that parsed but failed validation is added to ``broken``."""
     document = read_json(path, problems)
     if document is None:
         return None
     where = display_path(path)
     found = [Problem(where, ptr, msg) for ptr, msg in iter_problems(kind, document)]
     problems.extend(found)
+    if found and broken is not None and isinstance(document, dict) and isinstance(document.get("name"), str):
+        broken.add(document["name"])
     return None if found else document
 
 
@@ -94,7 +100,7 @@ def read_pack(folder: Path, problems: list[Problem]) -> RawPack | None:
     pack = RawPack(manifest["name"], folder, manifest)
     for kind, folder_name, target in (("entity", "entities", pack.entities), ("role", "roles", pack.roles)):
         for path in sorted((folder / folder_name).glob("*.json")):
-            document = read_document(path, kind, problems)
+            document = read_document(path, kind, problems, pack.broken)
             if document is not None:
                 target.append((display_path(path), document))
     return pack
@@ -110,13 +116,15 @@ def resolve_packs(refs: list[str], paths: list[Path], problems: list[Problem]) -
         folder = find_pack(ref, paths)
         if folder is None:
             where = display_path(needed_by.path / "pack.json") if needed_by else "CRM_PACKS"
+            looked = ([needed_by.path.parent] if needed_by else []) + paths
             problems.append(Problem(where, "/extends" if needed_by else "", f"pack '{ref}' not found "
-                                    f"(looked in {', '.join(display_path(p) for p in paths)})"))
+                                    f"(looked in {', '.join(dict.fromkeys(display_path(p) for p in looked))})"))
             return
         key = str(folder.resolve())
         if key in visiting:
+            cycle = [Path(k).name for k in visiting[visiting.index(key):] + [key]]
             problems.append(Problem(display_path(folder / "pack.json"), "/extends",
-                                    f"packs depend on each other in a cycle: {' → '.join(visiting + [key])}"))
+                                    f"packs depend on each other in a cycle: {' → '.join(cycle)}"))
             return
         if key in seen:
             return

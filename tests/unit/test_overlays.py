@@ -22,8 +22,8 @@ def education():
 
 
 def test_base_is_found_as_a_builtin_pack(education, catalog):
-    assert [(p.name, p.version, p.extends) for p in education.packs] == [("base", "1.0.0", ()),
-                                                                        ("education", "0.1.0", ("base",))]
+    assert education.packs[0] == catalog.packs[0]
+    assert [(p.name, p.version, p.extends) for p in education.packs[1:]] == [("education", "0.1.0", ("base",))]
     assert education.version != catalog.version
 
 
@@ -48,8 +48,6 @@ def test_overlay_label_replaces_the_given_locale_and_keeps_the_rest(education, c
                                                                          base.search_fields)
 
 
-@pytest.mark.xfail(reason="BUG: the entity meta-schema requires 'en' in every label, so an overlay cannot "
-                          "override only the zh label (the merge itself is per locale)", strict=True)
 def test_overlay_may_override_only_the_zh_label(tmp_path):
     pack = tmp_path / "education"
     shutil.copytree(EDUCATION, pack)
@@ -78,7 +76,8 @@ def test_overlay_merges_choices_by_value(education, catalog):
 def test_overlay_adds_a_new_entity(education, catalog):
     assert "course" not in catalog.entities
     course = education.entity("course")
-    assert [(f.name, f.type, f.required) for f in course.fields] == [("name", "text", True), ("hours", "integer", False)]
+    assert [(f.name, f.type, f.required) for f in course.fields] == [("name", "text", True),
+                                                                     ("hours", "integer", False)]
     assert course.source.endswith("education/entities/course.json")
     assert list(education.entities)[:len(catalog.entities)] == list(catalog.entities)
 
