@@ -54,6 +54,7 @@ class Row:
 @dataclass
 class Stats:
     samples: list[float] = field(default_factory=list)  # ns per operation, one per round
+    best_of: float | None = None  # set when the best is not simply the smallest sample (see subtract)
 
     @property
     def median(self) -> float:
@@ -61,7 +62,7 @@ class Stats:
 
     @property
     def best(self) -> float:
-        return min(self.samples)
+        return self.best_of if self.best_of is not None else min(self.samples)
 
 
 def compare(cases: dict[str, Callable[[], Any]], *, rounds: int, inner: int = 1, per: int = 1,
@@ -110,12 +111,23 @@ def ratio(a: Stats, b: Stats) -> float:
 
 
 def subtract(stats: Stats, baseline: Stats) -> Stats:
-    """Per-round difference (e.g. minus the cost of the bare loop), floored at a tiny positive value."""
-    return Stats([max(x - y, 0.1) for x, y in zip(stats.samples, baseline.samples, strict=True)])
+    """``stats`` minus a baseline (e.g. the cost of the bare loop): per round (for the paired ratio),
+    and best minus best (for the time shown)."""
+    return Stats([max(x - y, 0.1) for x, y in zip(stats.samples, baseline.samples, strict=True)],
+                 best_of=max(stats.best - baseline.best, 0.1))
 
 
-def row(benchmark: str, engine: Stats, floor: Stats, target: float | None, note: str = "", **labels) -> Row:
-    return Row(benchmark, engine.median, floor.median, ratio(engine, floor), target, note, **labels)
+def profile_calls(stats: Stats, budget_ns: float = 2e9, most: int = 300) -> int:
+    """How many calls to profile so that profiling takes about ``budget_ns``."""
+    return max(5, min(most, int(budget_ns / stats.best)))
+
+
+def row(benchmark: str, engine: Stats, floor: Stats, target: float | None, note: str = "", *,
+        paired: bool = True, **labels) -> Row:
+    """A result row: best-of-N times; ratio = median of paired per-round ratios (``paired``, both
+    timed in the same :func:`compare`) or else the ratio of the best times."""
+    r = ratio(engine, floor) if paired else engine.best / floor.best
+    return Row(benchmark, engine.best, floor.best, r, target, note, **labels)
 
 
 def profile(label: str, fn: Callable[[], Any], calls: int, top: int = 18) -> str:
@@ -131,7 +143,8 @@ def profile(label: str, fn: Callable[[], Any], calls: int, top: int = 18) -> str
     text = out.getvalue()
     # Keep the table, drop pstats' preamble.
     start = text.find("   ncalls")
-    return f"--- profile: {label} ({calls} calls, sorted by own time) ---\n" + (text[start:] if start >= 0 else text)
+    body = (text[start:] if start >= 0 else text).strip("\n")
+    return f"--- profile: {label} ({calls} calls, sorted by own time) ---\n{body}\n"
 
 
 def fmt_ns(ns: float | None) -> str:

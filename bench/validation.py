@@ -164,6 +164,9 @@ _KNOWN = frozenset(RECORD)
 _STATUS, _PRIORITY, _REGION, _INDUSTRY = frozenset(STATUS), frozenset(PRIORITY), frozenset(REGION), frozenset(INDUSTRY)
 _TAGS, _CHANNELS = frozenset(TAGS), frozenset(CHANNELS)
 _M = object()  # an absent key
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_BOUNDS = {places: 10 ** (20 - places) for places in range(8)}  # NUMERIC(20, places) holds |v| < bound
 
 
 class Bad(Exception):
@@ -177,8 +180,12 @@ def _text(v, limit, pattern=None, strip=True):
         raise Bad("type")
     if strip:
         v = v.strip()
+    elif not v.strip():
+        v = ""
     if not v:
         return None
+    if "\x00" in v:
+        raise Bad("type")
     if len(v) > limit:
         raise Bad("max_length")
     if pattern is not None and not pattern.fullmatch(v):
@@ -194,6 +201,8 @@ def _phone(v):
     v = _PHONE_NOISE.sub("", v)
     if not v:
         return None
+    if "\x00" in v:
+        raise Bad("type")
     if len(v) > 32:
         raise Bad("max_length")
     if not _PHONE.fullmatch(v):
@@ -210,14 +219,14 @@ def _url(v):
     return v
 
 
-def _int(v, lo=None, hi=None):
+def _int(v, lo=_INT64_MIN, hi=_INT64_MAX):
     if v is None:
         return None
     if type(v) is not int:
         raise Bad("type")
-    if lo is not None and v < lo:
+    if v < lo:
         raise Bad("min")
-    if hi is not None and v > hi:
+    if v > hi:
         raise Bad("max")
     return v
 
@@ -242,6 +251,9 @@ def _number(v, places, lo=None, hi=None):
         raise Bad("min")
     if hi is not None and v > hi:
         raise Bad("max")
+    bound = _BOUNDS[places]
+    if not -bound < v < bound:
+        raise Bad("too_large")
     return v
 
 
@@ -254,7 +266,7 @@ def _bool(v):
 def _date(v):
     if v is None or v == "":
         return None
-    if type(v) is not str or len(v) != 10:
+    if type(v) is not str or not _ISO_DATE.fullmatch(v):
         raise Bad("date")
     try:
         return date.fromisoformat(v)
@@ -680,17 +692,43 @@ def build_marshmallow():
     return validate_
 
 
+# Edge values: the floor must accept, normalise and reject exactly what the engine does, or it
+# would be measuring different work. When the engine's rules change, these catch it.
+PROBES = [
+    ("title", "a\x00b"), ("title", "   "), ("title", None), ("title", "x" * 201), ("notes", "   "), ("notes", " x "),
+    ("quantity", "42"), ("quantity", True), ("quantity", 1_000_001), ("headcount", 2 ** 63), ("rank", 0),
+    ("amount", 1e20), ("amount", "12.345"), ("amount", -1), ("cost", "abc"), ("cost", "NaN"), ("ratio", 1e-5),
+    ("budget", float("inf")), ("discount", 100.5), ("start_date", "2025-1-01"), ("start_date", "20250101"),
+    ("start_date", "2025-02-30"), ("start_date", ""), ("due_at", "2025-06-30T18:00:00"), ("due_at", "soon"),
+    ("status", "gone"), ("status", ""), ("region", 3), ("tags", ["hot", "nope"]), ("tags", []), ("tags", "hot"),
+    ("phone", "12"), ("phone", "+86 (21) 5555-0100ext12"), ("website", "ftp://x.y"), ("website", "https://"),
+    ("email", "a@b"), ("email", " a@b.cn "), ("location", {"lat": 91, "lon": 0}), ("location", {"lat": 1}),
+    ("parent", "x" * 37), ("code", "abc-1234"), ("postcode", "12345"), ("vip", 1), ("birthday", None),
+    ("unknown", 1),
+]
+
+
+def check_same_answers(validator) -> None:
+    """Engine and floor agree on the benchmark record and on every probe: values and fields in error."""
+    e_values, e_errors = engine_validate(validator, RECORD)
+    f_values, f_errors = floor_validate(RECORD)
+    assert not e_errors and not f_errors, (e_errors, f_errors)
+    assert e_values == f_values, {k: (e_values.get(k), f_values.get(k)) for k in e_values if e_values.get(k) != f_values.get(k)}
+    for name, value in PROBES:
+        data = {**RECORD, name: value}
+        (e_values, e_errors), (f_values, f_errors) = engine_validate(validator, data), floor_validate(data)
+        assert (e_values, set(e_errors)) == (f_values, set(f_errors)), (
+            f"the hand-written floor no longer matches the engine for {name}={value!r}: "
+            f"engine {e_values.get(name)!r} errors {sorted(e_errors)}, floor {f_values.get(name)!r} errors "
+            f"{sorted(f_errors)} — update bench/validation.py's floor to the engine's current rules")
+
+
 def run(args) -> list[Row]:
     validator = build_validator()
     data = RECORD
     # Same answers first: the benchmark is only meaningful if both sides agree.
-    e_values, e_errors = engine_validate(validator, data)
-    f_values, f_errors = floor_validate(data)
-    assert not e_errors and not f_errors, (e_errors, f_errors)
-    assert e_values == f_values, {k: (e_values.get(k), f_values.get(k)) for k in e_values if e_values.get(k) != f_values.get(k)}
+    check_same_answers(validator)
     bad = {**data, "quantity": "42", "email": "nope", "status": "gone", "extra": 1, "title": None}
-    e_bad, f_bad = engine_validate(validator, bad)[1], floor_validate(bad)[1]
-    assert set(e_bad) == set(f_bad), (e_bad, f_bad)
     jsonschema_validate, marshmallow_validate = build_jsonschema(), build_marshmallow()
     assert not jsonschema_validate(data), jsonschema_validate(data)
     assert not marshmallow_validate(data)[1], marshmallow_validate(data)[1]

@@ -152,6 +152,38 @@ def users_deactivate(ctx, username) -> None:
     _run(lambda: _open(ctx.parent.parent).accounts.deactivate_user(username), f"User {username!r} deactivated.")
 
 
+@main.group()
+def permissions() -> None:
+    """Inspect permissions."""
+
+
+@permissions.command("explain")
+@click.option("--user", "username", required=True, help="Username (or id) of the user to explain for.")
+@click.option("--entity", required=True)
+@click.option("--action", required=True, type=click.Choice(["create", "read", "update", "delete", "assign",
+                                                             "convert", "import", "export"]))
+@click.option("--id", "record_id", help="A record id: explain for that record.")
+@click.option("--field", help="A field: explain access to it.")
+@click.pass_context
+def permissions_explain(ctx, username, entity, action, record_id, field) -> None:
+    """May USER do ACTION (on the record / the field), and why. Exit 0 if allowed, 1 if not."""
+    from .engine.errors import RecordError
+    inst = _open(ctx.parent.parent)
+    try:
+        subject = inst.accounts.find_actor(username)
+        answer = inst.records(None).explain(entity, action, subject, record_id, field)
+    except RecordError as exc:
+        err.print(f"[red]error:[/red] {exc.message.render()}")
+        sys.exit(2)
+    verdict = "[green]ALLOWED[/green]" if answer["allowed"] else "[red]DENIED[/red]"
+    target = f"{entity} {record_id}" if record_id else entity
+    console.print(f"{verdict}: {subject.username} ({subject.role}) {action} {target}" + (f" field {field}" if field else ""),
+                  soft_wrap=True)
+    for reason in answer["reasons"]:
+        click.echo(f"  - {reason}")
+    sys.exit(0 if answer["allowed"] else 1)
+
+
 def _run(action, success: str) -> None:
     from .engine.errors import RecordError
     try:

@@ -40,12 +40,13 @@ def install_demo(inst: Installation) -> list[tuple[str, str, str, str]]:
     marketing = accounts.actor(ids.get("marketing") or ids["admin"])
     entities = inst.runtime.catalog.entities
     as_rep, as_rep2, as_mkt = inst.records(rep), inst.records(rep2), inst.records(marketing)
+    as_admin = inst.records(accounts.actor(ids["admin"]))
 
     if "product" in entities:
         for sku, name, price in [("SKU-CRM-STD", "CRM Standard (per seat/year)", 1200),
                                  ("SKU-CRM-PRO", "CRM Professional (per seat/year)", 2400),
                                  ("SVC-IMPL", "Implementation service (per day)", 3000)]:
-            as_mkt.create("product", {"sku": sku, "name": name, "list_price": price, "status": "active"})
+            as_admin.create("product", {"sku": sku, "name": name, "list_price": price, "status": "active"})
 
     accounts_by_name = {}
     for name, phone, industry, rep_service in [

@@ -24,6 +24,7 @@ class Settings:
     packs: str = "base"
     secret_key: str | None = None
     redis_url: str | None = None
+    secure_cookies: bool = False  # CRM_SECURE_COOKIES=1 behind HTTPS: cookies only over TLS
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -33,6 +34,7 @@ class Settings:
             "packs": os.environ.get("CRM_PACKS", "base"),
             "secret_key": os.environ.get("CRM_SECRET_KEY"),
             "redis_url": os.environ.get("CRM_REDIS_URL") or None,
+            "secure_cookies": os.environ.get("CRM_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -1,5 +1,6 @@
 """Catalog → Runtime → RecordService. Imports metadata; never flask, celery or redis."""
 
+from .access import Access
 from .accounts import Accounts, Actor
 from .database import make_engine, new_id
 from .errors import BadRequest, Conflict, Duplicate, Forbidden, NotFound, RecordError, RecordInvalid, StaleVersion
@@ -7,6 +8,6 @@ from .query import Filter, ListQuery
 from .records import RecordService
 from .runtime import EntityRuntime, Runtime, compile_runtime
 
-__all__ = ["Accounts", "Actor", "make_engine", "new_id", "RecordService", "Runtime", "EntityRuntime",
+__all__ = ["Access", "Accounts", "Actor", "make_engine", "new_id", "RecordService", "Runtime", "EntityRuntime",
            "compile_runtime", "Filter", "ListQuery", "RecordError", "BadRequest", "Conflict", "Duplicate",
            "Forbidden", "NotFound", "RecordInvalid", "StaleVersion"]

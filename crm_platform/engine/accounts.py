@@ -12,9 +12,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .database import new_id, utcnow
-from .errors import BadRequest, Conflict, NotFound, Unauthenticated
+from .errors import BadRequest, Conflict, NotFound, TooManyAttempts, Unauthenticated
 
 TOKEN_LIFETIME = timedelta(days=30)
+#: Failed logins allowed per username, and per source address, within the window.
+MAX_FAILURES_PER_USER, MAX_FAILURES_PER_SOURCE = 5, 30
+FAILURE_WINDOW = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,16 +111,39 @@ class Accounts:
             row = conn.execute(sa.select(users).where(users.c.id == user_id, users.c.active)).mappings().first()
         return None if row is None else Actor(row["id"], row["username"], row["role"], row["team_id"], row["locale"])
 
-    def authenticate(self, username: str, password: str) -> Actor:
+    def find_actor(self, username_or_id: str) -> Actor:
+        """An active user by username or id (404 otherwise)."""
         users = self.t["users"]
         with self.db.connect() as conn:
+            row = conn.execute(sa.select(users).where(sa.or_(users.c.username == username_or_id,
+                                                             users.c.id == username_or_id))).mappings().first()
+        if row is None:
+            raise NotFound("not_found", entity="user", id=username_or_id)
+        return Actor(row["id"], row["username"], row["role"], row["team_id"], row["locale"])
+
+    def authenticate(self, username: str, password: str, source: str = "") -> Actor:
+        """The user for these credentials. After too many failures for the username (or from the
+        source address) within the window, refuses without checking (429) until the window passes."""
+        users, failures = self.t["users"], self.t["login_failures"]
+        keys = {f"user:{username}": MAX_FAILURES_PER_USER, f"source:{source}": MAX_FAILURES_PER_SOURCE}
+        since = utcnow() - FAILURE_WINDOW
+        with self.db.connect() as conn:
+            for key, limit in keys.items():
+                recent = conn.scalar(sa.select(sa.func.count()).select_from(failures)
+                                     .where(failures.c.key == key, failures.c.at > since))
+                if recent >= limit:
+                    raise TooManyAttempts("too_many_attempts", minutes=int(FAILURE_WINDOW.total_seconds() // 60))
             row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first()
         try:
             self.hasher.verify(row["password_hash"] if row else self._dummy(), password)
+            if row is None or not row["active"]:
+                raise VerificationError("unknown or inactive user")
         except (VerificationError, InvalidHashError):
+            with self.db.begin() as conn:
+                conn.execute(failures.insert(), [{"key": key, "at": utcnow()} for key in keys])
             raise Unauthenticated("bad_credentials") from None
-        if row is None or not row["active"]:
-            raise Unauthenticated("bad_credentials")
+        with self.db.begin() as conn:
+            conn.execute(failures.delete().where(failures.c.key == f"user:{username}"))
         return Actor(row["id"], row["username"], row["role"], row["team_id"], row["locale"])
 
     # -- tokens --------------------------------------------------------------------------------

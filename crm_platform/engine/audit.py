@@ -23,8 +23,8 @@ def diff(er: EntityRuntime, old: Mapping[str, Any] | None, new: Mapping[str, Any
 
 def write(conn: sa.Connection, audit: sa.Table, er: EntityRuntime, record_id: str, version: int, action: str,
           actor_id: str | None, at: datetime, changes: dict[str, list]) -> None:
-    conn.execute(audit.insert().values(entity=er.name, record_id=record_id, version=version, action=action,
-                                       actor_id=actor_id, at=at, changes=changes))
+    conn.execute(audit.insert(), {"entity": er.name, "record_id": record_id, "version": version, "action": action,
+                                  "actor_id": actor_id, "at": at, "changes": changes})
 
 
 def read(conn: sa.Connection, audit: sa.Table, users: sa.Table, entity: str, record_id: str) -> list[dict]:

@@ -32,6 +32,18 @@ class Forbidden(RecordError):
     code = "forbidden"
 
 
+class FieldsForbidden(Forbidden):
+    """The request writes fields the caller may not write; ``fields`` maps each to its message."""
+
+    def __init__(self, fields: dict[str, list[Message]]):
+        self.fields = fields
+        super().__init__("forbidden_fields", fields=", ".join(sorted(fields)))
+
+
+class TooManyAttempts(RecordError):
+    code = "rate_limited"
+
+
 class NotFound(RecordError):
     code = "not_found"
 

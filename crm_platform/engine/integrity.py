@@ -16,21 +16,25 @@ from .runtime import EntityRuntime, Runtime
 
 
 def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, changed: Mapping[str, Any],
-                     errors: dict[str, list[Message]]) -> None:
+                     errors: dict[str, list[Message]], access=None) -> None:
+    """Referenced records must exist — and be visible to the caller: linking to a record one cannot
+    read is refused exactly like linking to one that does not exist (no probing for ids)."""
     users = runtime.tables["users"]
     for f in er.references:
         value = changed.get(f.name)
         if value is None:
             continue
+        scope = sa.true()
         if f.type == "reference":
-            target = runtime.entities[f.target].table
+            target_er = runtime.entities[f.target]
+            target = target_er.table
+            if access is not None:
+                scope = access.clause(target_er, "read")
         else:
             target = users if f.type == "user" else runtime.tables["files"]
-        if conn.scalar(sa.select(target.c.id).where(target.c.id == value)) is None:
+        if conn.scalar(sa.select(target.c.id).where(target.c.id == value, scope)) is None:
             errors.setdefault(f.name, []).append(Message("reference", {"target": f.target or f.type, "value": value}))
-    owner = changed.get("owner")
-    if owner is not None and conn.scalar(sa.select(users.c.id).where(users.c.id == owner, users.c.active)) is None:
-        errors.setdefault("owner", []).append(Message("reference", {"target": "user", "value": owner}))
+
 
 
 def check_duplicates(er: EntityRuntime, conn: sa.Connection, record: Mapping[str, Any],

@@ -53,6 +53,14 @@ TEMPLATES = MappingProxyType({
     "bad_credentials": {"en": "Wrong username or password.", "zh": "用户名或密码错误。"},
     "unauthenticated": {"en": "Authentication required.", "zh": "需要登录。"},
     "forbidden": {"en": "Not allowed.", "zh": "无权操作。"},
+    "forbidden_action": {"en": "You may not {action} this {entity}.", "zh": "您无权对此{entity}执行{action}操作。"},
+    "forbidden_fields": {"en": "You may not write these fields: {fields}.", "zh": "您无权修改这些字段：{fields}。"},
+    "not_writable": {"en": "You may not change this field.", "zh": "您无权修改此字段。"},
+    "not_pooled": {"en": "{entity} records have no public pool.", "zh": "{entity}没有公海。"},
+    "already_owned": {"en": "Someone else has already claimed this record.", "zh": "该记录已被他人领取。"},
+    "assign_target": {"en": "You may not give records to that user.", "zh": "您无权把记录分配给该用户。"},
+    "too_many_attempts": {"en": "Too many failed logins; try again in {minutes} minutes.",
+                          "zh": "登录失败次数过多，请 {minutes} 分钟后再试。"},
 })
 
 FALLBACK_LOCALE = "en"

@@ -55,10 +55,12 @@ def _parse_value(er: EntityRuntime, name: str, text: str):
     return TYPES[kind].parse_query(None, text) if kind else text
 
 
-def filter_clause(er: EntityRuntime, flt: Filter):
+def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = frozenset()):
+    """SQL for one filter. A hidden field is reported exactly like one that does not exist."""
     name, op = flt.field, flt.op
-    if name not in er.table.c or op not in OPERATORS:
-        detail = f"unknown operator {op!r} (use {', '.join(OPERATORS)})" if name in er.table.c else "no such field"
+    known = name in er.table.c and name not in hidden
+    if not known or op not in OPERATORS:
+        detail = f"unknown operator {op!r} (use {', '.join(OPERATORS)})" if known else "no such field"
         raise BadRequest("bad_filter", field=name, detail=detail)
     column = er.table.c[name]
     kind = er.entity.field(name).type if er.entity.has_field(name) else None
@@ -84,20 +86,22 @@ def filter_clause(er: EntityRuntime, flt: Filter):
     return _COMPARISONS[op](column, value)
 
 
-def search_clause(er: EntityRuntime, text: str):
+def search_clause(er: EntityRuntime, text: str, hidden: frozenset[str] = frozenset()):
     needle = text.strip().lower()
-    columns = [er.table.c[name] for name in er.entity.search_fields if name in er.table.c]
+    columns = [er.table.c[name] for name in er.entity.search_fields if name in er.table.c and name not in hidden]
     if not columns or not needle:
         return sa.true()
     return sa.or_(*(sa.func.lower(c).contains(needle, autoescape=True) for c in columns))
 
 
-def sort_keys(er: EntityRuntime, sort: list[str]) -> list[tuple[str, bool]]:
-    """(column, descending) pairs, ending with the id as the tie-breaker."""
+def sort_keys(er: EntityRuntime, sort: list[str], hidden: frozenset[str] = frozenset()) -> list[tuple[str, bool]]:
+    """(column, descending) pairs, ending with the id as the tie-breaker. Sorting on a hidden field
+    would reveal its order, so it is refused like an unknown one."""
     keys = []
     for item in sort or list(er.entity.default_sort) or ["-created_at"]:
         name, desc = item.lstrip("-"), item.startswith("-")
-        sortable = name in er.table.c and (not er.entity.has_field(name) or TYPES[er.entity.field(name).type].sortable)
+        sortable = name in er.table.c and name not in hidden and \
+            (not er.entity.has_field(name) or TYPES[er.entity.field(name).type].sortable)
         if not sortable:
             raise BadRequest("bad_sort", field=name)
         if name != "id" and name not in (k for k, _ in keys):
@@ -107,7 +111,14 @@ def sort_keys(er: EntityRuntime, sort: list[str]) -> list[tuple[str, bool]]:
 
 
 def order_by(er: EntityRuntime, keys):
-    return [(er.table.c[n].desc() if d else er.table.c[n].asc()).nulls_last() for n, d in keys]
+    """ORDER BY for the keys. NULLS LAST only where a column can hold NULL: on NOT NULL columns
+    (created_at, id, stage, ...) it would stop PostgreSQL from reading the order off an index."""
+    clauses = []
+    for name, desc in keys:
+        column = er.table.c[name]
+        clause = column.desc() if desc else column.asc()
+        clauses.append(clause.nulls_last() if column.nullable else clause)
+    return clauses
 
 
 def _encode(value):
@@ -136,7 +147,9 @@ def after_cursor(er: EntityRuntime, keys, cursor: str):
         if value is None:
             after, same = sa.false(), column.is_(None)
         else:
-            after = sa.or_(column < value if desc else column > value, column.is_(None))
+            after = column < value if desc else column > value
+            if column.nullable:  # NULLs sort last, so they come after every value
+                after = sa.or_(after, column.is_(None))
             same = column == value
         clauses.append(sa.and_(*equal, after))
         equal.append(same)

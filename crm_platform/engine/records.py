@@ -14,43 +14,50 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_platform.metadata.errors import ExpressionLimitError
+from crm_platform.metadata.model import ACTIONS
 
 from . import audit, integrity
+from .access import Access
 from .accounts import Actor
+from .explain import explain
 from .database import new_id, utcnow
-from .errors import BadRequest, Duplicate, NotFound, RecordInvalid, StaleVersion
+from .errors import BadRequest, Duplicate, FieldsForbidden, Forbidden, NotFound, RecordInvalid, StaleVersion
 from .fieldtypes import Invalid
 from .hooks import NO_HOOKS, RecordEvent, RecordHooks
 from .messages import Message
 from .query import MAX_LIMIT, ListQuery, after_cursor, encode_cursor, filter_clause, order_by, search_clause, sort_keys
+from .ownership import OwnershipMixin
 from .runtime import EntityRuntime, Runtime
 
 
-class RecordService:
+class RecordService(OwnershipMixin):
     """Create, read, update, delete, list and audit records of any entity, as ``actor``."""
 
     def __init__(self, runtime: Runtime, db: sa.Engine, actor: Actor | None, hooks: RecordHooks = NO_HOOKS,
                  clock: Callable[[], datetime] = utcnow):
         self.runtime, self.db, self.actor, self.hooks, self.clock = runtime, db, actor, hooks, clock
         self._user = actor.as_expression_user() if actor else None
+        self.access = Access(runtime, db, actor)
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, entity: str, record_id: str) -> dict[str, Any]:
-        er = self.runtime.entity(entity)
+        er = self._readable(entity)
         with self.db.connect() as conn:
-            return er.to_json(self._load(er, conn, record_id))
+            return self._out(er, self._load(er, conn, record_id))
 
     def list(self, entity: str, query: ListQuery | None = None) -> dict[str, Any]:
-        er = self.runtime.entity(entity)
+        er = self._readable(entity)
         query = query or ListQuery()
         if not 1 <= query.limit <= MAX_LIMIT:
             raise BadRequest("bad_paging", detail=f"limit must be between 1 and {MAX_LIMIT}")
         if query.page is not None and (query.page < 1 or query.cursor):
             raise BadRequest("bad_paging", detail="page must be 1 or more, and not combined with cursor")
-        where = [filter_clause(er, f) for f in query.filters]
+        hidden = self.access.policy(er).hidden
+        where = [self.access.clause(er, "read")]
+        where += [filter_clause(er, f, hidden) for f in query.filters]
         if query.search:
-            where.append(search_clause(er, query.search))
-        keys = sort_keys(er, query.sort)
+            where.append(search_clause(er, query.search, hidden))
+        keys = sort_keys(er, query.sort, hidden)
         statement = sa.select(er.table).where(*where).order_by(*order_by(er, keys)).limit(query.limit + 1)
         if query.cursor:
             statement = statement.where(after_cursor(er, keys, query.cursor))
@@ -67,17 +74,24 @@ class RecordService:
             paging["page"] = query.page
         if total is not None:
             paging["total"] = total
-        return {"data": [er.to_json(er.from_row(row)) for row in rows], "paging": paging}
+        return {"data": [self._out(er, er.from_row(row)) for row in rows], "paging": paging}
 
     def history(self, entity: str, record_id: str) -> list[dict]:
-        er = self.runtime.entity(entity)
+        er = self._readable(entity)
+        hidden = self.access.policy(er).hidden
         with self.db.connect() as conn:
             self._load(er, conn, record_id)
-            return audit.read(conn, self.runtime.tables["audit"], self.runtime.tables["users"], er.name, record_id)
+            entries = audit.read(conn, self.runtime.tables["audit"], self.runtime.tables["users"], er.name, record_id)
+        for entry in entries:
+            entry["changes"] = [c for c in entry["changes"] if c["field"] not in hidden]
+        return entries
 
     # -- writes --------------------------------------------------------------------------------
     def create(self, entity: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        er = self.runtime.entity(entity)
+        er = self._readable(entity)
+        if self.access.policy(er).scope("create") == "none":
+            raise Forbidden("forbidden_action", action="create", entity=er.name)
+        self._check_writable(er, data)
         errors: dict[str, list[Message]] = {}
         values = er.validator.parse(data, errors)
         record: dict[str, Any] = {name: None for name in er.system}
@@ -92,30 +106,34 @@ class RecordService:
         record.update(id=new_id(), version=1, created_at=now, updated_at=now, created_by=actor_id, updated_by=actor_id)
         er.validator.check(record, values, None, self._user, errors)
         with self._transaction(er) as conn:
-            integrity.check_references(self.runtime, er, conn, values, errors)
+            integrity.check_references(self.runtime, er, conn, values, errors, self.access)
+            if er.entity.owned:
+                record["team"] = self._owner_team(conn, record.get("owner"), errors)
+            errors = self._visible_errors(er, errors)
             if errors:
                 raise RecordInvalid(errors)
-            integrity.check_duplicates(er, conn, record, values, None)
-            record.update(integrity.next_numbers(er, conn, self.runtime.tables["counters"], now))
             if er.entity.owned:
-                record["team"] = self._team_of(conn, record.get("owner"))
+                self._check_owner(er, record["owner"], record["team"], None)
+            self._check_duplicates(er, conn, record, values, None)
+            record.update(integrity.next_numbers(er, conn, self.runtime.tables["counters"], now))
             event = self._event(er, "create", record, None, set(values))
             self._run_sync_rules(er, event, conn, record)
-            conn.execute(er.table.insert().values(er.to_row({k: v for k, v in record.items() if k in er.table.c
-                                                             or er.entity.has_field(k)})))
-            stored = [f.name for f, _ in er.stored] + [n for n in ("stage", "owner", "team") if n in er.system]
+            # Values go as execution parameters: the INSERT itself is compiled once and cached.
+            conn.execute(er.table.insert(), er.to_row({k: v for k, v in record.items() if k in er.columns}))
             audit.write(conn, self.runtime.tables["audit"], er, record["id"], 1, "create", actor_id, now,
-                        audit.diff(er, None, record, stored))
+                        audit.diff(er, None, record, er.audited))
         er.compute(record)
         self.hooks.after_commit([event])
-        return er.to_json(record)
+        return self._out(er, record)
 
     def update(self, entity: str, record_id: str, data: Mapping[str, Any], version: int | None) -> dict[str, Any]:
-        er = self.runtime.entity(entity)
+        er = self._readable(entity)
         if type(version) is not int:
             raise BadRequest("version_required")
         with self.db.connect() as conn:
             old = self._load(er, conn, record_id)
+        self._require(er, "update", old)
+        self._check_writable(er, data)
         if old["version"] != version:
             raise StaleVersion("stale_version", sent=version, current=old["version"])
         errors: dict[str, list[Message]] = {}
@@ -124,51 +142,124 @@ class RecordService:
         record = {**old, **changed}
         er.validator.check(record, values, old, self._user, errors)
         if not changed and not errors:
-            return er.to_json(old)
+            return self._out(er, old)
         now, actor_id = self.clock(), self.actor.id if self.actor else None
         with self._transaction(er) as conn:
-            integrity.check_references(self.runtime, er, conn, changed, errors)
+            integrity.check_references(self.runtime, er, conn, changed, errors, self.access)
+            if "owner" in changed:
+                changed["team"] = record["team"] = self._owner_team(conn, changed["owner"], errors)
+            errors = self._visible_errors(er, errors)
             if errors:
                 raise RecordInvalid(errors)
-            integrity.check_duplicates(er, conn, record, changed, record_id)
             if "owner" in changed:
-                changed["team"] = record["team"] = self._team_of(conn, changed["owner"])
+                self._check_owner(er, changed["owner"], changed["team"], old)
+            self._check_duplicates(er, conn, record, changed, record_id)
             event = self._event(er, "update", record, old, set(changed))
             self._run_sync_rules(er, event, conn, record, changed)
             record.update(version=version + 1, updated_at=now, updated_by=actor_id)
             row = er.to_row({**changed, "version": version + 1, "updated_at": now, "updated_by": actor_id})
             table = er.table
-            result = conn.execute(table.update().where(table.c.id == record_id, table.c.version == version).values(row))
+            statement = table.update().where(table.c.id == sa.bindparam("_id"), table.c.version == sa.bindparam("_version"))
+            result = conn.execute(statement, {**row, "_id": record_id, "_version": version})
             if result.rowcount != 1:
                 raise StaleVersion("stale_version", sent=version, current="newer")
             audit.write(conn, self.runtime.tables["audit"], er, record_id, version + 1, "update", actor_id, now,
                         audit.diff(er, old, record, changed))
         er.compute(record)
         self.hooks.after_commit([event])
-        return er.to_json(record)
+        return self._out(er, record)
 
     def delete(self, entity: str, record_id: str, version: int | None = None) -> None:
-        er = self.runtime.entity(entity)
+        er = self._readable(entity)
         now, actor_id = self.clock(), self.actor.id if self.actor else None
         with self._transaction(er) as conn:
             old = self._load(er, conn, record_id)
+            self._require(er, "delete", old)
             if version is not None and old["version"] != version:
                 raise StaleVersion("stale_version", sent=version, current=old["version"])
             integrity.check_incoming(self.runtime, er, conn, record_id)
             event = self._event(er, "delete", old, old, set())
             self.hooks.before_write(event, conn)
             conn.execute(er.table.delete().where(er.table.c.id == record_id))
-            stored = [f.name for f, _ in er.stored] + [n for n in ("stage", "owner", "team") if n in er.system]
             audit.write(conn, self.runtime.tables["audit"], er, record_id, old["version"] + 1, "delete", actor_id, now,
-                        audit.diff(er, old, None, stored))
+                        audit.diff(er, old, None, er.audited))
         self.hooks.after_commit([event])
+
+    def explain(self, entity: str, action: str, subject: Actor, record_id: str | None = None,
+                field: str | None = None) -> dict[str, Any]:
+        """Whether ``subject`` may ``action`` (the record / the field), with the chain of reasons.
+        The record must be readable by the caller: explaining never reveals a record's existence."""
+        er = self._readable(entity)
+        if action not in ACTIONS:
+            raise BadRequest("bad_payload", detail=f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
+        if field is not None and field not in er.system and not er.entity.has_field(field):
+            raise BadRequest("bad_payload", detail=f"{er.name} has no field {field!r}")
+        record = None
+        if record_id is not None:
+            with self.db.connect() as conn:
+                record = self._load(er, conn, record_id)
+        return explain(Access(self.runtime, self.db, subject), er, action, record, field)
 
     # -- internals -----------------------------------------------------------------------------
     def _load(self, er: EntityRuntime, conn: sa.Connection, record_id: str) -> dict[str, Any]:
-        row = conn.execute(sa.select(er.table).where(er.table.c.id == record_id)).mappings().first()
+        """The record if the caller may read it; otherwise 404, as if it did not exist."""
+        query = sa.select(er.table).where(er.table.c.id == record_id, self.access.clause(er, "read"))
+        row = conn.execute(query).mappings().first()
         if row is None:
             raise NotFound("not_found", entity=er.name, id=record_id)
         return er.from_row(row)
+
+    def _readable(self, entity: str) -> EntityRuntime:
+        """The entity, if the caller may see it at all (else 404, like an unknown entity)."""
+        er = self.runtime.entity(entity)
+        if not self.access.sees_entity(er):
+            raise NotFound("unknown_entity", entity=entity)
+        return er
+
+    def _require(self, er: EntityRuntime, action: str, record: Mapping[str, Any]) -> None:
+        allowed, _ = self.access.check(er, action, record)
+        if not allowed:
+            raise Forbidden("forbidden_action", action=action, entity=er.name)
+
+    def _check_writable(self, er: EntityRuntime, data: Mapping[str, Any]) -> None:
+        """403 naming every sent field the caller may read but not write, or may not see."""
+        policy = self.access.policy(er)
+        denied = {name: [Message("not_writable")] for name in data if not policy.may_write(name)}
+        if denied:
+            raise FieldsForbidden(denied)
+
+    def _check_owner(self, er: EntityRuntime, owner: str | None, team: str | None, old) -> None:
+        """Giving a record to someone else (or to the pool) is assigning: it needs the assign grant."""
+        if self.actor is None or owner == self.actor.id or (old is not None and owner == old.get("owner")):
+            return
+        policy = self.access.policy(er)
+        if owner is None and er.entity.pooled and (policy.pool or policy.scope("assign") != "none"):
+            return
+        if owner is not None and self.access.may_assign_to(er, team):
+            return
+        raise FieldsForbidden({"owner": [Message("assign_target")]})
+
+    def _check_duplicates(self, er, conn, record, changed, record_id) -> None:
+        try:
+            integrity.check_duplicates(er, conn, record, changed, record_id)
+        except Duplicate as exc:
+            visible = conn.scalar(sa.select(er.table.c.id).where(er.table.c.id == exc.existing_id,
+                                                                  self.access.clause(er, "read")))
+            if visible is None:
+                exc.existing_id = None  # a duplicate the caller cannot see is reported without its id
+            raise
+
+    def _visible_errors(self, er: EntityRuntime, errors: dict) -> dict:
+        """Errors on fields the caller cannot see are not theirs to fix, and naming them would leak."""
+        hidden = self.access.policy(er).hidden
+        return {name: messages for name, messages in errors.items() if name not in hidden}
+
+    def _out(self, er: EntityRuntime, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The record as JSON, without the fields the caller may not see."""
+        out = er.to_json(record)
+        for name in self.access.policy(er).hidden:
+            out.pop(name, None)
+        return out
 
     def _apply_defaults(self, er: EntityRuntime, record: dict, values: dict, errors: dict) -> None:
         for f in er.defaults:
@@ -183,6 +274,19 @@ class RecordService:
             else:
                 value = f.default
             values[f.name] = _as_python(er, f.name, value, errors)
+
+    def _owner_team(self, conn: sa.Connection, owner: str | None, errors: dict) -> str | None:
+        """The team of an owner, who must be an active user (an error on ``owner`` otherwise)."""
+        if owner is None:
+            return None
+        if self.actor is not None and owner == self.actor.id:
+            return self.actor.team  # the caller was authenticated as an active user just now
+        users = self.runtime.tables["users"]
+        row = conn.execute(sa.select(users.c.team_id).where(users.c.id == owner, users.c.active)).first()
+        if row is None:
+            errors.setdefault("owner", []).append(Message("reference", {"target": "user", "value": owner}))
+            return None
+        return row.team_id
 
     def _team_of(self, conn: sa.Connection, owner: str | None) -> str | None:
         users = self.runtime.tables["users"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +15,12 @@ from crm_platform.metadata.model import Catalog, EntityDef, FieldDef
 
 from .errors import NotFound
 from .fieldtypes import TYPES, FieldType
+from .policy import EntityPolicy, compile_policies
 from .tables import entity_table, system_tables
 from .validation import RecordValidator
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EntityRuntime:
     """Everything the record service needs about one entity, derived once from its definition."""
 
@@ -36,6 +38,16 @@ class EntityRuntime:
     @property
     def name(self) -> str:
         return self.entity.name
+
+    @cached_property
+    def columns(self) -> frozenset[str]:
+        """Names a record dict may carry into a row: system columns and stored fields."""
+        return frozenset(self.system) | {f.name for f, _ in self.stored}
+
+    @cached_property
+    def audited(self) -> tuple[str, ...]:
+        """What the audit trail records: every stored field, and stage/owner/team."""
+        return tuple(f.name for f, _ in self.stored) + tuple(n for n in ("stage", "owner", "team") if n in self.system)
 
     def from_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """A record of Python values from a table row, formulas computed."""
@@ -82,6 +94,7 @@ class Runtime:
     metadata: sa.MetaData
     tables: Mapping[str, sa.Table]
     entities: Mapping[str, EntityRuntime]
+    policies: Mapping[str, Mapping[str, EntityPolicy]]
 
     @property
     def version(self) -> str:
@@ -115,4 +128,4 @@ def compile_runtime(catalog: Catalog) -> Runtime:
             incoming=tuple(incoming.get(entity.name, ())),
             system=entity.system_fields(),
         )
-    return Runtime(catalog, metadata, tables, entities)
+    return Runtime(catalog, metadata, tables, entities, compile_policies(catalog))

@@ -57,6 +57,13 @@ def system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("changes", sa.JSON(), nullable=False),
         sa.Index("ix_crm_audit_record", "entity", "record_id", "id"),
     )
+    login_failures = sa.Table(
+        "crm_login_failures", metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("key", sa.String(300), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Index("ix_crm_login_failures_key", "key", "at"),
+    )
     counters = sa.Table(
         "crm_counters", metadata,
         sa.Column("key", sa.String(200), primary_key=True),
@@ -78,7 +85,7 @@ def system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("created_by", ID, nullable=True),
     )
-    return {"teams": teams, "files": files, "users": users, "tokens": tokens, "audit": audit, "counters": counters, "meta": meta}
+    return {"teams": teams, "files": files, "login_failures": login_failures, "users": users, "tokens": tokens, "audit": audit, "counters": counters, "meta": meta}
 
 
 def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:

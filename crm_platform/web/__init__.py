@@ -9,7 +9,7 @@ from flask import Flask
 
 from crm_platform.installation import Installation, Settings
 
-from . import api_auth, api_files, api_meta, api_records, errors, openapi, pages
+from . import api_auth, api_files, api_meta, api_permissions, api_records, errors, openapi, pages, session_auth
 
 
 def ui_folder() -> Path:
@@ -31,11 +31,13 @@ def create_app(settings: Settings | None = None, installation: Installation | No
     ui = ui_folder()
     app = Flask(__name__, template_folder=str(ui / "templates"), static_folder=str(ui / "static"))
     app.config.update(SECRET_KEY=installation.settings.secret_key or secrets.token_hex(32),
-                      JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
+                      MAX_CONTENT_LENGTH=16 * 1024 * 1024, SESSION_COOKIE_SECURE=installation.settings.secure_cookies)
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions["crm"] = installation
     errors.register(app)
-    for blueprint in (api_auth.bp, api_files.bp, api_meta.bp, api_records.bp, openapi.bp, pages.bp):
+    api = (api_auth.bp, api_files.bp, api_meta.bp, api_permissions.bp, api_records.bp, openapi.bp)
+    for blueprint in api + (pages.bp,):
         app.register_blueprint(blueprint)
+    session_auth.init_app(app, api)
     return app

@@ -19,7 +19,8 @@ def issue_token():
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("bad_payload", detail='send {"username": "...", "password": "..."}')
     accounts = installation().accounts
-    return jsonify({"token": accounts.issue_token(accounts.authenticate(username, password))})
+    caller = accounts.authenticate(username, password, request.remote_addr or "")
+    return jsonify({"token": accounts.issue_token(caller)})
 
 
 @bp.post("/auth/revoke")

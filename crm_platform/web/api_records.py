@@ -99,3 +99,22 @@ def delete_record(entity: str, record_id: str):
 @bp.get("/<entity>/<record_id>/history")
 def record_history(entity: str, record_id: str):
     return jsonify({"data": records().history(entity, record_id)})
+
+
+@bp.post("/<entity>/<record_id>/claim")
+def claim_record(entity: str, record_id: str):
+    """Public pool → the caller's private pool. Exactly one of two concurrent claims wins (409 for the other)."""
+    return jsonify(records().claim(entity, record_id))
+
+
+@bp.post("/<entity>/<record_id>/release")
+def release_record(entity: str, record_id: str):
+    return jsonify(records().release(entity, record_id))
+
+
+@bp.post("/<entity>/<record_id>/assign")
+def assign_record(entity: str, record_id: str):
+    body = json_object()
+    if "owner" not in body:
+        raise BadRequest("bad_payload", detail='send {"owner": "<user id>"} (or null for the public pool)')
+    return jsonify(records().assign(entity, record_id, body["owner"]))

@@ -21,8 +21,9 @@ _OPTIONAL = ("help", "min", "max", "max_length", "pattern", "precision", "curren
 _EXPRESSIONS = ("required_if", "readonly_if", "visible_if")
 
 
-def describe_field(f: FieldDef) -> dict:
-    out = {"name": f.name, "type": f.type, "label": dict(f.label), "required": f.required, "readonly": f.readonly}
+def describe_field(f: FieldDef, readonly: bool = False) -> dict:
+    out = {"name": f.name, "type": f.type, "label": dict(f.label), "required": f.required,
+           "readonly": f.readonly or readonly}
     for key in _OPTIONAL:
         value = getattr(f, key)
         if value is not None:
@@ -52,8 +53,8 @@ def describe_system_field(entity: EntityDef, name: str) -> dict:
     return out
 
 
-def _section(section: Section) -> dict:
-    out = {"columns": [list(c) for c in section.columns]}
+def _section(section: Section, hidden: frozenset[str]) -> dict:
+    out = {"columns": [[n for n in c if n not in hidden] for c in section.columns]}
     if section.name:
         out["name"] = section.name
     if section.label:
@@ -63,32 +64,42 @@ def _section(section: Section) -> dict:
     return out
 
 
-def describe_form(form: Form) -> dict:
+def describe_form(form: Form, hidden: frozenset[str] = frozenset()) -> dict:
     return {"name": form.name, **({"label": dict(form.label)} if form.label else {}),
-            "tabs": [{**({"label": dict(t.label)} if t.label else {}), "sections": [_section(s) for s in t.sections]}
-                     for t in form.tabs],
+            "tabs": [{**({"label": dict(t.label)} if t.label else {}),
+                      "sections": [_section(s, hidden) for s in t.sections]} for t in form.tabs],
             "related": [{"entity": r.entity, "field": r.field, "columns": list(r.columns),
                          **({"label": dict(r.label)} if r.label else {})} for r in form.related]}
 
 
-def describe_entity(entity: EntityDef) -> dict:
-    fields = [describe_field(f) for f in entity.fields]
+def describe_entity(entity: EntityDef, hidden: frozenset[str] = frozenset(),
+                    readonly: frozenset[str] = frozenset(), actions: dict | None = None) -> dict:
+    """The entity as one caller may see it: ``hidden`` fields are absent everywhere (fields, forms,
+    list views, kanban cards, search fields); ``readonly`` fields are marked read-only."""
+    fields = [describe_field(f, f.name in readonly) for f in entity.fields if f.name not in hidden]
     fields += [describe_system_field(entity, n) for n in entity.system_fields()]
+
+    def visible(names):
+        return [n for n in names if n.lstrip("-") not in hidden]
+
     return {
         "name": entity.name, "label": dict(entity.label),
         "plural_label": dict(entity.plural_label or entity.label),
         "icon": entity.icon, "owned": entity.owned, "pooled": entity.pooled, "title": entity.title,
-        "search_fields": list(entity.search_fields), "default_sort": list(entity.default_sort),
+        "search_fields": visible(entity.search_fields), "default_sort": visible(entity.default_sort),
+        "actions": actions or {},
         "fields": fields,
         "stages": [{"name": s.name, "label": dict(s.label), "probability": s.probability, "category": s.category,
                     "transitions": list(s.transitions) if s.transitions is not None else None,
                     "gate": {"required": list(s.gate.required),
                              "condition": s.gate.condition.source if s.gate.condition else None} if s.gate else None}
                    for s in entity.stages],
-        "forms": [describe_form(f) for f in entity.forms.values()],
-        "list_views": [{"name": v.name, "columns": list(v.columns), "sort": list(v.sort),
-                        "filters": dict(v.filters), "group_by": v.group_by,
+        "forms": [describe_form(f, hidden) for f in entity.forms.values()],
+        "list_views": [{"name": v.name, "columns": visible(v.columns), "sort": visible(v.sort),
+                        "filters": {k: v for k, v in v.filters.items() if k not in hidden},
+                        "group_by": v.group_by if v.group_by not in hidden else None,
                         **({"label": dict(v.label)} if v.label else {})} for v in entity.list_views.values()],
-        "kanban": {"field": entity.kanban.field, "card_fields": list(entity.kanban.card_fields)} if entity.kanban else None,
+        "kanban": {"field": entity.kanban.field, "card_fields": visible(entity.kanban.card_fields)}
+        if entity.kanban else None,
         "duplicate_rules": [{"name": r.name, "fields": list(r.fields), "action": r.action} for r in entity.duplicate_rules],
     }

@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from crm_platform.engine.errors import (BadRequest, Conflict, Duplicate, Forbidden, NotFound, RecordError,
-                                        RecordInvalid, Unauthenticated)
+from crm_platform.engine.errors import (BadRequest, Conflict, Duplicate, FieldsForbidden, Forbidden, NotFound,
+                                        RecordError, RecordInvalid, TooManyAttempts, Unauthenticated)
 
 from .context import locale
 
-STATUS = {BadRequest: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409, RecordInvalid: 422}
+STATUS = {BadRequest: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409, RecordInvalid: 422,
+          TooManyAttempts: 429}
 
 
 def error_response(code: str, message: str, status: int, fields: dict | None = None, **extra):
@@ -29,7 +30,7 @@ def _record_error(exc: RecordError):
     lang = locale()
     fields = None
     extra = {}
-    if isinstance(exc, RecordInvalid):
+    if isinstance(exc, RecordInvalid | FieldsForbidden):
         fields = {name: [m.render(lang) for m in messages] for name, messages in sorted(exc.fields.items())}
     if isinstance(exc, Duplicate) and exc.existing_id:
         extra["existing_id"] = exc.existing_id

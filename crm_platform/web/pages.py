@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+from flask_login import current_user
+
+from crm_platform.engine import Access
 
 from .context import installation
 
@@ -11,5 +14,9 @@ bp = Blueprint("pages", __name__)
 
 @bp.get("/")
 def index():
-    runtime = installation().runtime
-    return render_template("index.html", catalog=runtime.catalog)
+    inst = installation()
+    entities = []
+    if current_user.is_authenticated:
+        access = Access(inst.runtime, inst.db, current_user.actor)
+        entities = [er.entity for er in inst.runtime.entities.values() if access.sees_entity(er)]
+    return render_template("index.html", catalog=inst.runtime.catalog, entities=entities)

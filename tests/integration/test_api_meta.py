@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions" / "base" / "entities"
+ROLES = DEFINITIONS.parent / "roles"
 BASE_ENTITIES = {"lead", "account", "contact", "opportunity", "activity", "contract", "payment", "tender", "product"}
 CONTRACT_TYPES = {"text", "textarea", "email", "phone", "url", "integer", "decimal", "currency", "percent", "boolean",
                   "date", "datetime", "select", "multiselect", "reference", "user", "formula", "autonumber", "geo",
@@ -26,6 +27,18 @@ def definition(entity: str) -> dict:
 @pytest.fixture
 def rep(auth):
     return auth("rep")
+
+
+@pytest.fixture
+def admin(auth):
+    """A caller who sees every field (reps have hidden fields, e.g. opportunity cost and margin)."""
+    return auth("admin")
+
+
+def field_rules(role: str, entity: str) -> dict[str, str]:
+    """The role's per-field rules (hidden | read | write) for the entity, read from the role file."""
+    document = json.loads((ROLES / f"{role}.json").read_text(encoding="utf-8"))
+    return document["entities"].get(entity, document["entities"].get("*", {})).get("fields", {})
 
 
 def describe(client, headers, entity: str) -> dict:
@@ -88,8 +101,8 @@ def test_every_field_has_name_type_label_required_and_readonly(client, rep):
 
 
 @pytest.mark.parametrize("entity", sorted(BASE_ENTITIES))
-def test_field_types_are_the_contract_names(client, rep, entity):
-    described = fields_by_name(describe(client, rep, entity))
+def test_field_types_are_the_contract_names(client, admin, entity):
+    described = fields_by_name(describe(client, admin, entity))
 
     assert {f["type"] for f in described.values()} <= CONTRACT_TYPES
     for source in definition(entity)["fields"]:
@@ -97,8 +110,8 @@ def test_field_types_are_the_contract_names(client, rep, entity):
 
 
 @pytest.mark.parametrize("entity", sorted(BASE_ENTITIES))
-def test_fields_match_their_definition(client, rep, entity):
-    described = fields_by_name(describe(client, rep, entity))
+def test_fields_match_their_definition(client, admin, entity):
+    described = fields_by_name(describe(client, admin, entity))
 
     for source in definition(entity)["fields"]:
         f = described[source["name"]]
@@ -116,8 +129,8 @@ def test_fields_match_their_definition(client, rep, entity):
             assert not f.get("choices"), source["name"]
 
 
-def test_opportunity_fields_in_detail(client, rep):
-    described = fields_by_name(describe(client, rep, "opportunity"))
+def test_opportunity_fields_in_detail(client, admin):
+    described = fields_by_name(describe(client, admin, "opportunity"))
 
     assert (described["name"]["type"], described["name"]["required"], described["name"]["readonly"],
             described["name"]["max_length"]) == ("text", True, False, 200)
@@ -132,9 +145,9 @@ def test_opportunity_fields_in_detail(client, rep):
     assert described["lost_reason"]["required"] is False
 
 
-def test_formula_autonumber_readonly_and_system_fields_are_readonly(client, rep):
-    opportunity = fields_by_name(describe(client, rep, "opportunity"))
-    contract = fields_by_name(describe(client, rep, "contract"))
+def test_formula_autonumber_readonly_and_system_fields_are_readonly(client, admin):
+    opportunity = fields_by_name(describe(client, admin, "opportunity"))
+    contract = fields_by_name(describe(client, admin, "contract"))
 
     assert SYSTEM_READONLY <= set(opportunity)
     for name in SYSTEM_READONLY | {"weighted_amount", "margin"}:
@@ -145,12 +158,20 @@ def test_formula_autonumber_readonly_and_system_fields_are_readonly(client, rep)
     assert contract["name"]["readonly"] is False and contract["amount"]["readonly"] is False
 
 
-def test_fields_a_caller_may_write_are_not_readonly(client, rep):
+@pytest.mark.parametrize("role", ["admin", "rep"])
+def test_fields_a_caller_may_write_are_not_readonly(client, auth, role):
+    """Writable = writable by definition and not restricted by the caller's role; hidden fields are absent."""
     for entity in ("lead", "opportunity", "account"):
-        described = fields_by_name(describe(client, rep, entity))
+        described = fields_by_name(describe(client, auth(role), entity))
+        rules = field_rules(role, entity)
         for source in definition(entity)["fields"]:
-            writable = not source.get("readonly") and source["type"] not in ("formula", "autonumber")
-            assert described[source["name"]]["readonly"] is (not writable), (entity, source["name"])
+            name = source["name"]
+            if rules.get(name) == "hidden":
+                assert name not in described, (entity, name)
+                continue
+            writable = not source.get("readonly") and source["type"] not in ("formula", "autonumber") \
+                and rules.get(name, "write") == "write"
+            assert described[name]["readonly"] is (not writable), (entity, name)
 
 
 def test_stages_carry_name_label_probability_and_category_in_order(client, rep):

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher, profiles
 
-from crm_platform.engine import (BadRequest, Conflict, Duplicate, Filter, ListQuery, NotFound, RecordInvalid,
-                                 RecordService, StaleVersion, compile_runtime, make_engine, new_id)
+from crm_platform.engine import (BadRequest, Conflict, Duplicate, Filter, Forbidden, ListQuery, NotFound,
+                                 RecordInvalid, RecordService, StaleVersion, compile_runtime, make_engine, new_id)
 from crm_platform.engine.hooks import NoHooks
 from crm_platform.installation import Installation, Settings
 from crm_platform.metadata import load_catalog
@@ -39,6 +39,12 @@ def installation(rules_runtime, database):
 @pytest.fixture
 def rep(installation, org):
     return installation.records(org["rep"])
+
+
+@pytest.fixture
+def admin(installation, org):
+    """For what reps may not do (delete, assign, edit a converted lead)."""
+    return installation.records(org["admin"])
 
 
 def invalid(action) -> dict[str, list[str]]:
@@ -116,15 +122,16 @@ def test_stage_gates_require_fields_and_conditions_to_enter_a_stage(rep):
     assert rep.create("contract", {**base, "end_date": "2027-01-31"})["stage"] == "active"
 
 
-def test_stage_transitions_are_enforced(rep):
+def test_stage_transitions_are_enforced(rep, admin):
     lead = rep.create("lead", {"name": "Li"})
     assert lead["stage"] == "new"
     lead = rep.update("lead", lead["id"], {"stage": "converted"}, 1)
+    # a converted lead is read-only to reps; the admin may still try to move it
     for target in ("new", "paused", "following_up"):
-        assert invalid(lambda: rep.update("lead", lead["id"], {"stage": target}, 2)) == {"stage": ["transition"]}
-    assert invalid(lambda: rep.update("lead", lead["id"], {"stage": "invalid"}, 2)) == \
+        assert invalid(lambda: admin.update("lead", lead["id"], {"stage": target}, 2)) == {"stage": ["transition"]}
+    assert invalid(lambda: admin.update("lead", lead["id"], {"stage": "invalid"}, 2)) == \
         {"stage": ["transition"], "invalid_reason": ["required"]}
-    assert invalid(lambda: rep.update("lead", lead["id"], {"stage": "nowhere"}, 2)) == {"stage": ["stage"]}
+    assert invalid(lambda: admin.update("lead", lead["id"], {"stage": "nowhere"}, 2)) == {"stage": ["stage"]}
 
 
 def test_required_if_applies_when_its_condition_holds(rep):
@@ -205,27 +212,30 @@ def test_autonumber_counts_per_month_prefix(installation, org):
                                                        "contract_no": "CT-1"})) == {"contract_no": ["readonly"]}
 
 
-def test_delete_is_blocked_while_other_records_refer_to_it(rep):
+def test_delete_is_blocked_while_other_records_refer_to_it(rep, admin):
     acct = account(rep)
     contact = rep.create("contact", {"last_name": "Zhang", "account": acct["id"]})
     with pytest.raises(Conflict) as info:
-        rep.delete("account", acct["id"])
+        admin.delete("account", acct["id"])  # reps may not delete accounts or contacts
     assert type(info.value) is Conflict and info.value.code == "conflict"
     assert (info.value.message.key, info.value.message.params) == \
         ("referenced", {"count": 1, "other": "contact", "field": "account"})
     assert rep.get("account", acct["id"])["name"] == "Acme"
-    rep.delete("contact", contact["id"])
-    rep.delete("account", acct["id"])
+    admin.delete("contact", contact["id"])
+    admin.delete("account", acct["id"])
     with pytest.raises(NotFound):
         rep.get("account", acct["id"])
 
 
-def test_ownership_team_follows_the_owner_and_only_pooled_records_may_be_unowned(installation, rep, org):
+def test_ownership_team_follows_the_owner_and_only_pooled_records_may_be_unowned(installation, rep, admin, org):
     deal = opportunity(rep)
     assert (deal["owner"], deal["team"]) == (org["rep"].id, org["rep"].team)
-    moved = rep.update("opportunity", deal["id"], {"owner": org["rep2"].id}, 1)
+    moved = admin.update("opportunity", deal["id"], {"owner": org["rep2"].id}, 1)  # reassigning needs assign
     assert (moved["owner"], moved["team"]) == (org["rep2"].id, org["rep2"].team)
-    assert rep.get("opportunity", deal["id"])["team"] == org["rep2"].team
+    assert admin.get("opportunity", deal["id"])["team"] == org["rep2"].team
+    assert installation.records(org["rep2"]).get("opportunity", deal["id"])["owner"] == org["rep2"].id
+    with pytest.raises(NotFound):  # no longer rep's record
+        rep.get("opportunity", deal["id"])
     assert invalid(lambda: opportunity(rep, owner=None)) == {"owner": ["required"]}
     pooled = rep.create("lead", {"name": "In the pool", "owner": None})
     assert (pooled["owner"], pooled["team"]) == (None, None)
@@ -243,7 +253,9 @@ def test_every_change_is_audited(installation, rep, org):
                                                                                    ("update", 2, "rep")]
     assert {"field": "name", "old": None, "new": "Li"} in history[0]["changes"]
     assert history[1]["changes"] == [{"field": "source", "old": "ad", "new": "event"}]
-    rep.delete("lead", lead["id"])
+    with pytest.raises(Forbidden):  # reps may not delete leads
+        rep.delete("lead", lead["id"])
+    installation.records(org["admin"]).delete("lead", lead["id"])
     audited = rows(installation, "crm_audit", record_id=lead["id"])
     assert [r["action"] for r in audited] == ["create", "update", "delete"]
 

@@ -1,0 +1,162 @@
+"""One actor's access, for one request: record scopes as SQL predicates, the same checks on a
+loaded record, field masks, and explanations of every decision.
+
+The SQL predicate and the Python check are built from the same policy, so a list can never show a
+record that a get would refuse, and ``explain`` gives the reasons the enforcement used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+import sqlalchemy as sa
+
+from .accounts import Actor
+from .policy import EntityPolicy, no_access, system_access
+from .runtime import EntityRuntime, Runtime
+
+#: Actions a sharing rule at each level grants.
+SHARE_ACTIONS = {"read": ("read",), "write": ("read", "update")}
+
+
+class Access:
+    """``actor=None`` is the trusted system context (CLI, demo data, background jobs): unrestricted.
+    Interfaces that serve people always resolve a user first (the API answers 401 otherwise)."""
+
+    def __init__(self, runtime: Runtime, db: sa.Engine, actor: Actor | None):
+        self.runtime, self.db, self.actor = runtime, db, actor
+        self.user = actor.as_expression_user() if actor else {}
+
+    # -- the org tree --------------------------------------------------------------------------
+    @cached_property
+    def _teams(self) -> tuple[dict[str, str | None], dict[str, str]]:
+        teams = self.runtime.tables["teams"]
+        with self.db.connect() as conn:
+            rows = conn.execute(sa.select(teams.c.id, teams.c.parent_id, teams.c.name)).all()
+        return {r.id: r.parent_id for r in rows}, {r.id: r.name for r in rows}
+
+    def team_name(self, team_id: str | None) -> str | None:
+        return self._teams[1].get(team_id) if team_id else None
+
+    def subtree(self, team_id: str | None) -> frozenset[str]:
+        """The team and every team below it."""
+        if team_id is None:
+            return frozenset()
+        parents = self._teams[0]
+        result, frontier = {team_id}, {team_id}
+        while frontier:
+            frontier = {t for t, p in parents.items() if p in frontier} - result
+            result |= frontier
+        return frozenset(result)
+
+    @cached_property
+    def my_subtree(self) -> frozenset[str]:
+        return self.subtree(self.actor.team if self.actor else None)
+
+    def _in_team(self, team_name: str | None) -> bool:
+        """Whether the actor is in the named team or below it (None: no team restriction)."""
+        if team_name is None:
+            return True
+        ids = [t for t, name in self._teams[1].items() if name == team_name]
+        return bool(ids) and self.actor is not None and self.actor.team in self.subtree(ids[0])
+
+    # -- policies ------------------------------------------------------------------------------
+    def policy(self, er: EntityRuntime) -> EntityPolicy:
+        if self.actor is None:
+            return system_access(er.entity)
+        by_entity = self.runtime.policies.get(self.actor.role)
+        return by_entity[er.name] if by_entity else no_access(er.entity, self.actor.role)
+
+    def sees_entity(self, er: EntityRuntime) -> bool:
+        """Whether the entity exists as far as this actor can tell."""
+        policy = self.policy(er)
+        return policy.scope("read") != "none" or policy.scope("create") != "none" or policy.pool \
+            or bool(self.shares(er, "read"))
+
+    def shares(self, er: EntityRuntime, action: str):
+        return [s for s in self.policy(er).shares if action in SHARE_ACTIONS[s.level] and self._in_team(s.team)]
+
+    # -- record scope in SQL -------------------------------------------------------------------
+    def clause(self, er: EntityRuntime, action: str):
+        """SQL predicate: the records of ``er`` this actor may ``action``."""
+        policy, table = self.policy(er), er.table
+        scope = policy.scope(action)
+        parts = [self._scope_clause(er, scope)]
+        if action in ("read", "claim") and policy.pool:
+            parts.append(table.c.owner.is_(None))
+        parts += [share.clause(table, self.user) for share in self.shares(er, action)]
+        return sa.or_(*parts) if len(parts) > 1 else parts[0]
+
+    def _scope_clause(self, er: EntityRuntime, scope: str):
+        if scope == "none":
+            return sa.false()
+        if scope == "all" or not er.entity.owned:
+            return sa.true()
+        table = er.table
+        if scope == "own":
+            return table.c.owner == self.actor.id
+        if scope == "team":
+            return table.c.team == self.actor.team if self.actor.team else sa.false()
+        return table.c.team.in_(sorted(self.my_subtree)) if self.my_subtree else sa.false()
+
+    # -- the same decisions on a loaded record, with reasons -----------------------------------
+    def check(self, er: EntityRuntime, action: str, record: Mapping[str, Any] | None) -> tuple[bool, list[str]]:
+        policy = self.policy(er)
+        scope = policy.scope(action)
+        reasons = [f"role '{policy.role}' grants {action} on {er.name} with scope '{scope}'"
+                   if policy.role in self.runtime.policies else f"role '{policy.role}' is not defined: no access"]
+        if record is None or scope == "none" and not policy.shares and not policy.pool:
+            return scope != "none", reasons
+        allowed = self._record_in_scope(er, scope, record, reasons)
+        if not allowed and action in ("read", "claim") and policy.pool and record.get("owner") is None:
+            allowed = True
+            reasons.append(f"the record is in the public pool, which role '{policy.role}' may see")
+        if not allowed:
+            for share in self.shares(er, action):
+                if share.condition.evaluate(record, None, self.user):
+                    allowed = True
+                    reasons.append(f"the record matches sharing rule '{share.name or share.condition.source}' "
+                                   f"of role '{share.role}' (level {share.level})")
+                    break
+        if allowed and action in ("update", "delete") and policy.readonly_if is not None \
+                and policy.readonly_if.evaluate(record, None, self.user):
+            allowed = False
+            reasons.append(f"the record is read-only to role '{policy.role}' ({policy.readonly_if.source})")
+        return allowed, reasons
+
+    def _record_in_scope(self, er: EntityRuntime, scope: str, record, reasons: list[str]) -> bool:
+        if scope == "none":
+            return False
+        if scope == "all" or not er.entity.owned:
+            reasons.append("scope 'all' covers every record" if scope == "all" else f"{er.name} records have no owner")
+            return True
+        owner, team = record.get("owner"), record.get("team")
+        if scope == "own":
+            ok = owner == self.actor.id
+            reasons.append("the user owns the record" if ok else "the record is owned by someone else")
+        elif scope == "team":
+            ok = team is not None and team == self.actor.team
+            reasons.append(f"the record's team '{self.team_name(team)}' is "
+                           f"{'' if ok else 'not '}the caller's team '{self.team_name(self.actor.team)}'")
+        else:
+            ok = team in self.my_subtree
+            reasons.append(f"the record's team '{self.team_name(team)}' is {'' if ok else 'not '}in the subtree "
+                           f"of the user's team '{self.team_name(self.actor.team)}'")
+        return ok
+
+    # -- fields --------------------------------------------------------------------------------
+    def field_access(self, er: EntityRuntime, name: str) -> str:
+        policy = self.policy(er)
+        if name in policy.hidden:
+            return "hidden"
+        if name in policy.readonly or name in er.validator.readonly:
+            return "read"
+        return "write"
+
+    def may_assign_to(self, er: EntityRuntime, team_id: str | None) -> bool:
+        """Whether the actor may give a record of ``er`` to a user of team ``team_id``."""
+        scope = self.policy(er).scope("assign")
+        return scope == "all" or (scope == "subtree" and team_id in self.my_subtree) \
+            or (scope == "team" and team_id is not None and team_id == (self.actor.team if self.actor else None))

@@ -1,0 +1,93 @@
+"""Ownership changes of the record service: claim from the public pool, release to it, assign.
+
+Each is a compare-and-swap on the owner column (``UPDATE ... WHERE owner IS NOT DISTINCT FROM
+:previous``), so two people claiming the same record at once get exactly one winner; the other
+gets 409.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import audit
+from .errors import BadRequest, Conflict, Forbidden, NotFound
+from .runtime import EntityRuntime
+
+
+class OwnershipMixin:
+    """Mixed into RecordService; uses its loading, permission and output helpers."""
+
+    def claim(self, entity: str, record_id: str) -> dict[str, Any]:
+        """Take a record from the public pool into the caller's private pool."""
+        er, old = self._pooled_record(entity, record_id)
+        if not self.access.policy(er).pool:
+            raise Forbidden("forbidden_action", action="claim", entity=er.name)
+        if old["owner"] is not None:
+            raise Conflict("already_owned")
+        return self._set_owner(er, old, self.actor.id, "claim")
+
+    def release(self, entity: str, record_id: str) -> dict[str, Any]:
+        """Put a record back into the public pool: its owner, or someone who may assign it."""
+        er, old = self._pooled_record(entity, record_id)
+        mine = old["owner"] is not None and old["owner"] == (self.actor.id if self.actor else None)
+        if not (mine and self.access.policy(er).pool) and not self.access.check(er, "assign", old)[0]:
+            raise Forbidden("forbidden_action", action="release", entity=er.name)
+        if old["owner"] is None:
+            return self._out(er, old)
+        return self._set_owner(er, old, None, "release")
+
+    def assign(self, entity: str, record_id: str, owner: str | None) -> dict[str, Any]:
+        """Give a record to another user (within the caller's assign scope), or to the pool (None)."""
+        er = self._readable(entity)
+        if not er.entity.owned:
+            raise BadRequest("bad_payload", detail=f"{er.name} records have no owner")
+        if owner is not None and not isinstance(owner, str):
+            raise BadRequest("bad_payload", detail='send {"owner": "<user id>"} (or null for the public pool)')
+        with self.db.connect() as conn:
+            old = self._load(er, conn, record_id)
+            target_team = self._active_user_team(conn, owner) if owner is not None else None
+        if not self.access.check(er, "assign", old)[0]:
+            raise Forbidden("forbidden_action", action="assign", entity=er.name)
+        if owner is None and not er.entity.pooled:
+            raise BadRequest("not_pooled", entity=er.name)
+        if owner is not None and not self.access.may_assign_to(er, target_team):
+            raise Forbidden("assign_target")
+        if owner == old["owner"]:
+            return self._out(er, old)
+        return self._set_owner(er, old, owner, "assign")
+
+    # -- internals -----------------------------------------------------------------------------
+    def _pooled_record(self, entity: str, record_id: str):
+        er = self._readable(entity)
+        if not er.entity.pooled:
+            raise BadRequest("not_pooled", entity=er.name)
+        with self.db.connect() as conn:
+            return er, self._load(er, conn, record_id)
+
+    def _active_user_team(self, conn, user_id: str) -> str | None:
+        users = self.runtime.tables["users"]
+        row = conn.execute(sa.select(users.c.team_id).where(users.c.id == user_id, users.c.active)).first()
+        if row is None:
+            raise NotFound("not_found", entity="user", id=user_id)
+        return row.team_id
+
+    def _set_owner(self, er: EntityRuntime, old: dict, owner: str | None, action: str) -> dict[str, Any]:
+        now, actor_id = self.clock(), self.actor.id if self.actor else None
+        table = er.table
+        with self.db.begin() as conn:
+            team = self._team_of(conn, owner)
+            previous = table.c.owner.is_(None) if old["owner"] is None else table.c.owner == old["owner"]
+            result = conn.execute(table.update().where(table.c.id == old["id"], previous).values(
+                owner=owner, team=team, version=table.c.version + 1, updated_at=now, updated_by=actor_id))
+            if result.rowcount != 1:
+                raise Conflict("already_owned")
+            version = conn.scalar(sa.select(table.c.version).where(table.c.id == old["id"]))
+            record = {**old, "owner": owner, "team": team, "version": version, "updated_at": now,
+                      "updated_by": actor_id}
+            audit.write(conn, self.runtime.tables["audit"], er, old["id"], version, action, actor_id, now,
+                        audit.diff(er, old, record, ("owner", "team")))
+        event = self._event(er, "update", record, old, {"owner", "team"})
+        self.hooks.after_commit([event])
+        return self._out(er, record)
