@@ -139,7 +139,7 @@ class Access:
         elif scope == "team":
             ok = team is not None and team == self.actor.team
             reasons.append(f"the record's team '{self.team_name(team)}' is "
-                           f"{'' if ok else 'not '}the caller's team '{self.team_name(self.actor.team)}'")
+                           f"{'' if ok else 'not '}the user's team '{self.team_name(self.actor.team)}'")
         else:
             ok = team in self.my_subtree
             reasons.append(f"the record's team '{self.team_name(team)}' is {'' if ok else 'not '}in the subtree "

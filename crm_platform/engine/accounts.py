@@ -112,11 +112,12 @@ class Accounts:
         return None if row is None else Actor(row["id"], row["username"], row["role"], row["team_id"], row["locale"])
 
     def find_actor(self, username_or_id: str) -> Actor:
-        """An active user by username or id (404 otherwise)."""
+        """An active user by username or id (404 otherwise, also for a deactivated one)."""
         users = self.t["users"]
         with self.db.connect() as conn:
             row = conn.execute(sa.select(users).where(sa.or_(users.c.username == username_or_id,
-                                                             users.c.id == username_or_id))).mappings().first()
+                                                             users.c.id == username_or_id),
+                                                      users.c.active)).mappings().first()
         if row is None:
             raise NotFound("not_found", entity="user", id=username_or_id)
         return Actor(row["id"], row["username"], row["role"], row["team_id"], row["locale"])

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import Conflict, Duplicate
+from .files import file_visible
 from .messages import Message
 from .runtime import EntityRuntime, Runtime
 
@@ -25,14 +26,19 @@ def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, c
         if value is None:
             continue
         scope = sa.true()
-        if f.type == "reference":
-            target_er = runtime.entities[f.target]
-            target = target_er.table
-            if access is not None:
-                scope = access.clause(target_er, "read")
+        if f.type == "file":
+            exists = file_visible(runtime, conn, access, value) if access is not None else \
+                conn.scalar(sa.select(runtime.tables["files"].c.id).where(runtime.tables["files"].c.id == value))
         else:
-            target = users if f.type == "user" else runtime.tables["files"]
-        if conn.scalar(sa.select(target.c.id).where(target.c.id == value, scope)) is None:
+            if f.type == "reference":
+                target_er = runtime.entities[f.target]
+                target = target_er.table
+                if access is not None:
+                    scope = access.clause(target_er, "read")
+            else:
+                target = users
+            exists = conn.scalar(sa.select(target.c.id).where(target.c.id == value, scope)) is not None
+        if not exists:
             errors.setdefault(f.name, []).append(Message("reference", {"target": f.target or f.type, "value": value}))
 
 
@@ -85,6 +91,6 @@ def _increment(conn: sa.Connection, counters: sa.Table, key: str) -> int:
 def check_incoming(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, record_id: str) -> None:
     for entity, field in er.incoming:
         table = runtime.entities[entity].table
-        count = conn.scalar(sa.select(sa.func.count()).select_from(table).where(table.c[field] == record_id))
-        if count:
-            raise Conflict("referenced", count=count, other=entity, field=field)
+        # Existence only: a count would include records the caller may not see.
+        if conn.scalar(sa.select(table.c.id).where(table.c[field] == record_id).limit(1)) is not None:
+            raise Conflict("referenced", other=entity, field=field)

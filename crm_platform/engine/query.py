@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from .errors import BadRequest
 from .fieldtypes import TYPES, Invalid
+from .messages import Message
 from .runtime import EntityRuntime
 
 MAX_LIMIT = 200
@@ -58,7 +59,7 @@ def _parse_value(er: EntityRuntime, name: str, text: str):
 def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = frozenset()):
     """SQL for one filter. A hidden field is reported exactly like one that does not exist."""
     name, op = flt.field, flt.op
-    known = name in er.table.c and name not in hidden
+    known = _queryable(er, name, hidden)
     if not known or op not in OPERATORS:
         detail = f"unknown operator {op!r} (use {', '.join(OPERATORS)})" if known else "no such field"
         raise BadRequest("bad_filter", field=name, detail=detail)
@@ -75,15 +76,28 @@ def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = froze
             return sa.cast(column, sa.Text).contains(json.dumps(value), autoescape=True)
         if op == "in":
             return column.in_([_parse_value(er, name, part) for part in flt.value.split(",")])
+        if op in ("contains", "startswith", "lt", "lte", "gt", "gte") and not _supports(column, op):
+            raise Invalid("type", expected=f"a field that supports '{op}'")
         if op in ("contains", "startswith"):
             needle = flt.value.lower()
             lowered = sa.func.lower(column)
             return lowered.contains(needle, autoescape=True) if op == "contains" else lowered.startswith(needle, autoescape=True)
         value = _parse_value(er, name, flt.value)
     except Invalid as exc:
-        from .messages import Message
         raise BadRequest("bad_filter", field=name, detail=Message(exc.key, exc.params).render()) from None
     return _COMPARISONS[op](column, value)
+
+
+def _queryable(er: EntityRuntime, name: str, hidden: frozenset[str]) -> bool:
+    """A field or system column a list may filter or sort on: not a storage detail (a geo field's
+    ``_lat``/``_lon`` columns), not a formula (not stored), not hidden from the caller."""
+    return name in er.columns and name in er.table.c and name not in hidden
+
+
+def _supports(column: sa.Column, op: str) -> bool:
+    if op in ("contains", "startswith"):
+        return isinstance(column.type, sa.String)  # Text and the text-like types
+    return not isinstance(column.type, sa.Boolean)  # ordering a boolean means nothing (and fails in SQL)
 
 
 def search_clause(er: EntityRuntime, text: str, hidden: frozenset[str] = frozenset()):
@@ -100,7 +114,7 @@ def sort_keys(er: EntityRuntime, sort: list[str], hidden: frozenset[str] = froze
     keys = []
     for item in sort or list(er.entity.default_sort) or ["-created_at"]:
         name, desc = item.lstrip("-"), item.startswith("-")
-        sortable = name in er.table.c and name not in hidden and \
+        sortable = _queryable(er, name, hidden) and \
             (not er.entity.has_field(name) or TYPES[er.entity.field(name).type].sortable)
         if not sortable:
             raise BadRequest("bad_sort", field=name)

@@ -222,9 +222,11 @@ class RecordService(OwnershipMixin):
             raise Forbidden("forbidden_action", action=action, entity=er.name)
 
     def _check_writable(self, er: EntityRuntime, data: Mapping[str, Any]) -> None:
-        """403 naming every sent field the caller may read but not write, or may not see."""
-        policy = self.access.policy(er)
-        denied = {name: [Message("not_writable")] for name in data if not policy.may_write(name)}
+        """403 naming every sent field the caller may not write: read-only or hidden for the role, or
+        read-only for everyone (formulas, autonumbers, system columns). Unknown fields stay a 422."""
+        policy, readonly = self.access.policy(er), er.validator.readonly
+        denied = {name: [Message("not_writable")] for name in data
+                  if not policy.may_write(name) or name in readonly}
         if denied:
             raise FieldsForbidden(denied)
 

@@ -107,15 +107,18 @@ def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:
     ]
     for f in entity.fields:
         columns += TYPES[f.type].columns(f)
+    # "Newest first" lists, overall and per owner / team / stage. The trailing id completes the
+    # ORDER BY created_at, id of keyset pagination, so the database never sorts.
     indexes = [sa.Index(f"ix_{name}_created", "created_at", "id")]
     if entity.owned:
-        indexes += [sa.Index(f"ix_{name}_owner", "owner", "created_at"), sa.Index(f"ix_{name}_team", "team", "created_at")]
+        indexes += [sa.Index(f"ix_{name}_owner_created", "owner", "created_at", "id"),
+                    sa.Index(f"ix_{name}_team_created", "team", "created_at", "id")]
     if entity.staged:
-        indexes.append(sa.Index(f"ix_{name}_stage", "stage", "created_at"))
+        indexes.append(sa.Index(f"ix_{name}_stage_created", "stage", "created_at", "id"))
     for f in entity.fields:
         if f.unique:
             indexes.append(sa.Index(f"ux_{name}_{f.name}", f.name, unique=True))
-        elif f.indexed or f.type in ("reference", "user", "autonumber"):
+        elif f.indexed or f.type in ("reference", "user", "file", "autonumber"):
             indexes.append(sa.Index(f"ix_{name}_{f.name}", f.name))
     for rule in entity.duplicate_rules:
         if not any(f.unique and (f.name,) == rule.fields for f in entity.fields):

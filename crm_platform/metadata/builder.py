@@ -267,6 +267,8 @@ def build_role(doc: dict, problems: list[Problem], entities: dict[str, EntityDef
                 at(f"/fields/{field}", "field rules need a named entity, not '*'")
             elif not entity.has_field(field):
                 at(f"/fields/{field}", f"unknown field {field!r} of '{name}'")
+        if entity is None and "readonly_if" in grant:
+            at("/readonly_if", "readonly_if needs a named entity (its fields), not '*'")
         readonly_if = at.expression(grant.get("readonly_if"), "/readonly_if", names) if entity else None
         grants[name] = EntityGrant(frozen_map(grant.get("actions")), grant.get("pool", False),
                                    frozen_map(grant.get("fields")), readonly_if)

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 
+from crm_platform.engine import Access
 from crm_platform.engine.errors import BadRequest
 from crm_platform.engine.files import FileStore
 
@@ -33,8 +34,9 @@ def upload():
 
 @bp.get("/<file_id>")
 def download(file_id: str):
-    actor()
-    stored, data = _store().load(file_id)
+    """Only for its uploader and for those who can read a record holding it (404 for anyone else)."""
+    inst = installation()
+    stored, data = _store().load(file_id, inst.runtime, Access(inst.runtime, inst.db, actor()))
     response = Response(data, mimetype=stored.content_type)
     response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quote(stored.name)}"
     response.headers["X-Content-Type-Options"] = "nosniff"

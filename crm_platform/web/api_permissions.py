@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from crm_platform.engine.errors import BadRequest, Forbidden
+from crm_platform.engine.errors import BadRequest, Forbidden, NotFound
 
 from .context import actor, installation, records
 
@@ -21,7 +21,12 @@ def explain():
         raise BadRequest("bad_payload", detail="entity and action are required")
     subject = caller
     if args.get("user") and args["user"] not in (caller.username, caller.id):
-        subject = inst.accounts.find_actor(args["user"])
+        try:
+            subject = inst.accounts.find_actor(args["user"])
+        except NotFound:
+            if not may_explain_for(caller, None):
+                raise Forbidden("forbidden") from None  # no probing for usernames below the top level
+            raise
         if not may_explain_for(caller, subject):
             raise Forbidden("forbidden")
     service = records()
@@ -31,11 +36,14 @@ def explain():
 
 
 def may_explain_for(caller, subject) -> bool:
+    """The top role level may ask about anyone (``subject`` None: about whether a user exists)."""
     inst = installation()
     roles = inst.runtime.catalog.roles
     caller_level = roles[caller.role].level if caller.role in roles else -1
-    subject_level = roles[subject.role].level if subject.role in roles else -1
     if caller_level >= max((r.level for r in roles.values()), default=0):
         return True
+    if subject is None:
+        return False
+    subject_level = roles[subject.role].level if subject.role in roles else -1
     service = records()
     return caller_level > subject_level and subject.team in service.access.my_subtree

@@ -101,5 +101,6 @@ def describe_entity(entity: EntityDef, hidden: frozenset[str] = frozenset(),
                         **({"label": dict(v.label)} if v.label else {})} for v in entity.list_views.values()],
         "kanban": {"field": entity.kanban.field, "card_fields": visible(entity.kanban.card_fields)}
         if entity.kanban else None,
-        "duplicate_rules": [{"name": r.name, "fields": list(r.fields), "action": r.action} for r in entity.duplicate_rules],
+        "duplicate_rules": [{"name": r.name, "fields": list(r.fields), "action": r.action}
+                            for r in entity.duplicate_rules if not set(r.fields) & hidden],
     }

@@ -43,6 +43,16 @@ def invalid(response) -> dict:
     return response.json["error"]["fields"]
 
 
+def forbidden(response) -> dict:
+    """A 403 for fields the caller may not write; returns the fields it names."""
+    assert response.status_code == 403, (response.status_code, response.json)
+    assert response.json["error"]["code"] == "forbidden"
+    return response.json["error"]["fields"]
+
+
+READ_ONLY = ["You may not change this field."]
+
+
 def account(client, headers, name="Acme Ltd", **fields) -> dict:
     return create(client, headers, "account", name=name, **fields)
 
@@ -76,15 +86,19 @@ def test_create_answers_201_with_location_and_the_stored_record(client, rep, org
 
 def test_every_invalid_field_is_named_in_one_422(client, rep):
     response = post(client, rep, "opportunity", {
-        "amount": "12x", "score": 1, "opportunity_type": "charity", "id": "abc", "created_at": "2026-01-01T00:00:00Z",
-        "weighted_amount": 5, "expected_close_date": "2026-06-30"})
+        "amount": "12x", "score": 1, "opportunity_type": "charity", "expected_close_date": "2026-06-30"})
     fields = invalid(response)
-    assert set(fields) == {"name", "account", "amount", "score", "opportunity_type", "id", "created_at",
-                           "weighted_amount"}
+    assert set(fields) == {"name", "account", "amount", "score", "opportunity_type"}
     assert fields["name"] == ["This field is required."]
     assert fields["score"] == ["Unknown field."]
-    assert fields["id"] == fields["created_at"] == fields["weighted_amount"] == ["This field is read-only."]
     assert all(isinstance(m, str) and m for messages in fields.values() for m in messages)
+
+
+def test_every_read_only_field_sent_is_named_in_one_403_and_nothing_is_written(client, rep):
+    response = post(client, rep, "opportunity", {
+        "name": "Deal", "id": "abc", "created_at": "2026-01-01T00:00:00Z", "weighted_amount": 5, "team": "x"})
+    assert forbidden(response) == {name: READ_ONLY for name in ("created_at", "id", "team", "weighted_amount")}
+    assert client.get(f"{URL}/opportunity", headers=rep).json["data"] == []
 
 
 def test_lead_with_bad_email_string_score_and_unknown_choice_is_rejected_field_by_field(client, rep):
@@ -259,8 +273,7 @@ def test_the_weighted_amount_formula_follows_amount_and_probability(client, rep)
     opp = patch(client, rep, "opportunity", opp, amount="2000.40").json
     assert opp["weighted_amount"] == pytest.approx(1000.2)
     assert get(client, rep, "opportunity", opp["id"]).json["weighted_amount"] == pytest.approx(1000.2)
-    assert invalid(patch(client, rep, "opportunity", opp, weighted_amount=1)) == {
-        "weighted_amount": ["This field is read-only."]}
+    assert forbidden(patch(client, rep, "opportunity", opp, weighted_amount=1)) == {"weighted_amount": READ_ONLY}
 
 
 def test_entering_proposal_needs_an_amount(client, rep):
@@ -433,8 +446,8 @@ def test_contracts_get_consecutive_numbers_that_cannot_be_written(client, rep):
     second = create(client, rep, "contract", name="Service 2026", account=acc["id"], amount="2000.00")
     assert first["contract_no"] == f"CT-{month}-0001"
     assert second["contract_no"] == f"CT-{month}-0002"
-    readonly = {"contract_no": ["This field is read-only."]}
+    readonly = {"contract_no": READ_ONLY}
     body = {"name": "X", "account": acc["id"], "amount": 1, "contract_no": "CT-999"}
-    assert invalid(post(client, rep, "contract", body)) == readonly
-    assert invalid(patch(client, rep, "contract", first, contract_no="CT-999")) == readonly
+    assert forbidden(post(client, rep, "contract", body)) == readonly
+    assert forbidden(patch(client, rep, "contract", first, contract_no="CT-999")) == readonly
     assert get(client, rep, "contract", first["id"]).json["contract_no"] == f"CT-{month}-0001"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crm_platform.engine import compile_runtime, make_engine
-from crm_platform.engine.errors import RecordInvalid
+from crm_platform.engine.errors import Forbidden, RecordInvalid
 from crm_platform.installation import Installation, Settings
 from crm_platform.metadata import DefinitionError, load_catalog
 
@@ -128,7 +128,9 @@ def test_record_with_overlay_field_and_stage_can_be_created(edu_installation):
     stored = records.get("lead", lead["id"])
     assert (stored["course_interest"], stored["source"], stored["stage"], stored["owner"]) == \
         ("math", "school_fair", "trial_class", actor.id)
-    course = records.create("course", {"name": "Math Olympiad", "hours": 40})
+    with pytest.raises(Forbidden):  # the overlay's rep role may only read courses
+        records.create("course", {"name": "Math Olympiad", "hours": 40})
+    course = inst.records(None).create("course", {"name": "Math Olympiad", "hours": 40})
     assert records.get("course", course["id"])["hours"] == 40
 
 
