@@ -91,6 +91,13 @@ def _prepare(installation, n: int, say=_say):
     with db.begin() as conn:
         conn.execute(account_table.insert(), account_rows)
     accounts = [r["id"] for r in account_rows]
+    load_opportunities(db, runtime, generate(n, users, accounts), say)
+
+
+
+def load_opportunities(db, runtime, rows, say=_say, every: int = 200_000) -> None:
+    """Bulk-load generated opportunity rows (tuples in COLUMNS order): indexes dropped during the
+    load and rebuilt after, COPY on PostgreSQL, batched executemany elsewhere. Not measured."""
     table = runtime.entity("opportunity").table
     indexes = list(table.indexes)
     t0 = time.monotonic()
@@ -100,22 +107,22 @@ def _prepare(installation, n: int, say=_say):
         if db.dialect.name == "postgresql":
             cursor = conn.connection.driver_connection.cursor()
             with cursor.copy(f"COPY {table.name} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for i, values in enumerate(generate(n, users, accounts), 1):
+                for i, values in enumerate(rows, 1):
                     copy.write_row(values)
-                    if i % 200_000 == 0:
+                    if i % every == 0:
                         say(f"copied {i:,} rows ({time.monotonic() - t0:.0f}s)")
         else:
             insert, batch = table.insert(), []
-            for i, values in enumerate(generate(n, users, accounts), 1):
+            for i, values in enumerate(rows, 1):
                 batch.append(dict(zip(COLUMNS, values)))
                 if len(batch) == BATCH:
                     conn.execute(insert, batch)
                     batch = []
-                    if i % 200_000 == 0:
+                    if i % every == 0:
                         say(f"inserted {i:,} rows ({time.monotonic() - t0:.0f}s)")
             if batch:
                 conn.execute(insert, batch)
-        say(f"loaded {n:,} rows in {time.monotonic() - t0:.0f}s; building indexes")
+        say(f"loaded {i:,} rows in {time.monotonic() - t0:.0f}s; building indexes")
         for index in indexes:
             index.create(conn)
     with db.begin() as conn:

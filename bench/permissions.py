@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from .common import Row, compare, profile, profile_calls, ratio, row
-from .list_page import BATCH, COLUMNS, DATA_DIR, _uuid7, generate
+from .list_page import DATA_DIR, _uuid7, generate, load_opportunities
 
 GENERATOR_VERSION = 1  # bump when the generated rows, users or teams change
 LIMIT = 50
@@ -120,36 +119,7 @@ def _prepare(installation, n: int, say=_say) -> None:
     with db.begin() as conn:
         conn.execute(account_table.insert(), account_rows)
     accounts = [r["id"] for r in account_rows]
-    table = runtime.entity("opportunity").table
-    indexes = list(table.indexes)
-    t0 = time.monotonic()
-    with db.begin() as conn:
-        for index in indexes:
-            index.drop(conn)
-        if db.dialect.name == "postgresql":
-            cursor = conn.connection.driver_connection.cursor()
-            with cursor.copy(f"COPY {table.name} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for i, values in enumerate(generate(n, owners, accounts), 1):
-                    copy.write_row(values)
-                    if i % 250_000 == 0:
-                        say(f"copied {i:,} rows ({time.monotonic() - t0:.0f}s)")
-        else:
-            insert, batch = table.insert(), []
-            for i, values in enumerate(generate(n, owners, accounts), 1):
-                batch.append(dict(zip(COLUMNS, values)))
-                if len(batch) == BATCH:
-                    conn.execute(insert, batch)
-                    batch = []
-                    if i % 250_000 == 0:
-                        say(f"inserted {i:,} rows ({time.monotonic() - t0:.0f}s)")
-            if batch:
-                conn.execute(insert, batch)
-        say(f"loaded {n:,} rows in {time.monotonic() - t0:.0f}s; building indexes")
-        for index in indexes:
-            index.create(conn)
-    with db.begin() as conn:
-        conn.execute(sa.text("ANALYZE"))
-    say(f"ready in {time.monotonic() - t0:.0f}s")
+    load_opportunities(db, runtime, generate(n, owners, accounts), say, every=250_000)
 
 
 def sqlite_dataset(n: int):
