@@ -12,13 +12,11 @@ import sqlalchemy as sa
 from .runtime import EntityRuntime
 
 
-def diff(er: EntityRuntime, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
-         names: Iterable[str]) -> dict[str, list]:
-    """``{field: [old_json, new_json]}`` for the named fields whose value differs."""
-    old_json = er.to_json(old) if old is not None else {}
-    new_json = er.to_json(new) if new is not None else {}
-    return {name: [old_json.get(name), new_json.get(name)] for name in names
-            if old_json.get(name) != new_json.get(name)}
+def diff(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, names: Iterable[str]) -> dict[str, list]:
+    """``{field: [old, new]}`` for the named fields whose value differs, given records in JSON form
+    (the same JSON the caller gets back, so nothing is serialised twice)."""
+    old, new = old or {}, new or {}
+    return {name: [old.get(name), new.get(name)] for name in names if old.get(name) != new.get(name)}
 
 
 def write(conn: sa.Connection, audit: sa.Table, er: EntityRuntime, record_id: str, version: int, action: str,

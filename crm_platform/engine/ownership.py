@@ -87,7 +87,7 @@ class OwnershipMixin:
             record = {**old, "owner": owner, "team": team, "version": version, "updated_at": now,
                       "updated_by": actor_id}
             audit.write(conn, self.runtime.tables["audit"], er, old["id"], version, action, actor_id, now,
-                        audit.diff(er, old, record, ("owner", "team")))
+                        audit.diff(er.to_json(old), er.to_json(record), ("owner", "team")))
         event = self._event(er, "update", record, old, {"owner", "team"})
         self.hooks.after_commit([event])
         return self._out(er, record)

@@ -120,11 +120,12 @@ class RecordService(OwnershipMixin):
             self._run_sync_rules(er, event, conn, record)
             # Values go as execution parameters: the INSERT itself is compiled once and cached.
             conn.execute(er.table.insert(), er.to_row({k: v for k, v in record.items() if k in er.columns}))
+            er.compute(record)
+            out = er.to_json(record)
             audit.write(conn, self.runtime.tables["audit"], er, record["id"], 1, "create", actor_id, now,
-                        audit.diff(er, None, record, er.audited))
-        er.compute(record)
+                        audit.diff(None, out, er.audited))
         self.hooks.after_commit([event])
-        return self._out(er, record)
+        return self._mask(er, out)
 
     def update(self, entity: str, record_id: str, data: Mapping[str, Any], version: int | None) -> dict[str, Any]:
         er = self._readable(entity)
@@ -163,11 +164,12 @@ class RecordService(OwnershipMixin):
             result = conn.execute(statement, {**row, "_id": record_id, "_version": version})
             if result.rowcount != 1:
                 raise StaleVersion("stale_version", sent=version, current="newer")
+            er.compute(record)
+            out = er.to_json(record)
             audit.write(conn, self.runtime.tables["audit"], er, record_id, version + 1, "update", actor_id, now,
-                        audit.diff(er, old, record, changed))
-        er.compute(record)
+                        audit.diff(er.to_json(old), out, changed))
         self.hooks.after_commit([event])
-        return self._out(er, record)
+        return self._mask(er, out)
 
     def delete(self, entity: str, record_id: str, version: int | None = None) -> None:
         er = self._readable(entity)
@@ -182,7 +184,7 @@ class RecordService(OwnershipMixin):
             self.hooks.before_write(event, conn)
             conn.execute(er.table.delete().where(er.table.c.id == record_id))
             audit.write(conn, self.runtime.tables["audit"], er, record_id, old["version"] + 1, "delete", actor_id, now,
-                        audit.diff(er, old, None, er.audited))
+                        audit.diff(er.to_json(old), None, er.audited))
         self.hooks.after_commit([event])
 
     def explain(self, entity: str, action: str, subject: Actor, record_id: str | None = None,
@@ -258,7 +260,10 @@ class RecordService(OwnershipMixin):
 
     def _out(self, er: EntityRuntime, record: Mapping[str, Any]) -> dict[str, Any]:
         """The record as JSON, without the fields the caller may not see."""
-        out = er.to_json(record)
+        return self._mask(er, er.to_json(record))
+
+    def _mask(self, er: EntityRuntime, out: dict[str, Any]) -> dict[str, Any]:
+        """The one place where fields hidden from the caller are removed from a record's JSON."""
         for name in self.access.policy(er).hidden:
             out.pop(name, None)
         return out
