@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 
 @dataclass
 class Row:
@@ -209,3 +211,13 @@ def bench_actor(installation):
     if user_id is None:
         user_id = accounts.create_user("bench_admin", "bench-password", "admin", "Bench")
     return accounts.actor(user_id)
+
+
+def pg_schema(url: str, schema: str) -> dict:
+    """Create ``schema`` in the benchmark database; the engine options that put it on the search path."""
+    from crm_platform.engine import make_engine
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    return {"connect_args": {"options": f"-csearch_path={schema}"}}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .common import Row, bench_actor, compare, profile, profile_calls, row
+from .common import Row, bench_actor, compare, profile, profile_calls, row, pg_schema
 
 NOTE = ("engine also validates the values, applies defaults, checks the account reference and the owner, "
         "looks up the owner's team and writes the audit row, in the same transaction")
@@ -164,13 +164,7 @@ def run(args) -> list[Row]:
 
 
 def run_postgres(args) -> list[Row]:
-    from crm_platform.engine import make_engine
-    schema = "bench_create"
-    admin = make_engine(args.pg_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    installation = _open(args.pg_url, {"connect_args": {"options": f"-csearch_path={schema}"}})
+    installation = _open(args.pg_url, pg_schema(args.pg_url, "bench_create"))
     try:
         return _measure("postgresql", installation, args)
     finally:

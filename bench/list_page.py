@@ -27,7 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .common import Row, bench_actor, compare, profile, profile_calls, row
+from .common import Row, bench_actor, compare, profile, profile_calls, row, pg_schema
 
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 GENERATOR_VERSION = 1  # bump when the generated rows change
@@ -137,31 +137,43 @@ def _installation(url: str, options: dict):
     return Installation(Settings(database_url=url), make_engine(url, **options), compile_runtime(load_catalog("base")))
 
 
-def sqlite_dataset(n: int):
-    """An installation on the cached SQLite file with ``n`` opportunities (built on first use)."""
+def cached_sqlite(kind: str, n: int, open_installation, prepare, say=_say, generator: int = GENERATOR_VERSION):
+    """An installation on a cached SQLite data set, built on first use by ``prepare(inst, n)``.
+    The cache key covers the catalog version, the generator version and the engine's schema (tables,
+    columns, indexes), so a changed index never benchmarks a stale file."""
+    import hashlib
+
+    from crm_platform.engine import compile_runtime
     from crm_platform.metadata import load_catalog
-    version = load_catalog("base").version
+    runtime = compile_runtime(load_catalog("base"))
+    shape = sorted((t.name, tuple(c.name for c in t.c), tuple(sorted(i.name for i in t.indexes)))
+                   for t in runtime.metadata.tables.values())
+    key = hashlib.sha256(repr((runtime.version, generator, shape)).encode()).hexdigest()[:12]
     DATA_DIR.mkdir(exist_ok=True)
-    path = DATA_DIR / f"opportunity_{version}_{n}_g{GENERATOR_VERSION}.sqlite"
+    path = DATA_DIR / f"{kind}_{n}_{key}.sqlite"
     if not path.exists():
-        for stale in DATA_DIR.glob("opportunity_*.sqlite"):  # built for another catalog or generator version
-            if not stale.name.startswith(f"opportunity_{version}_") or not stale.name.endswith(f"_g{GENERATOR_VERSION}.sqlite"):
-                _say(f"removing stale {stale.name}")
-                stale.unlink()
-        _say(f"building {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path} (once; cached)")
+        for stale in DATA_DIR.glob(f"{kind}_*.sqlite"):  # built for another catalog, generator or schema
+            say(f"removing stale {stale.name}")
+            stale.unlink()
+        say(f"building {path.name} (once; cached in {DATA_DIR})")
         tmp = path.with_suffix(".building")
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
-        inst = _installation(f"sqlite:///{tmp}", {})
+        inst = open_installation(f"sqlite:///{tmp}", {})
         inst.migrate()
-        _prepare(inst, n)
+        prepare(inst, n)
         with inst.db.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         inst.db.dispose()
         os.replace(tmp, path)
     else:
-        _say(f"using cached {path.name}")
-    return _installation(f"sqlite:///{path}", {})
+        say(f"using cached {path.name}")
+    return open_installation(f"sqlite:///{path}", {})
+
+
+def sqlite_dataset(n: int):
+    """An installation on the cached SQLite file with ``n`` opportunities (built on first use)."""
+    return cached_sqlite("opportunity", n, _installation, _prepare)
 
 
 # --- the floor ------------------------------------------------------------------------------------------
@@ -275,13 +287,7 @@ def run(args) -> list[Row]:
 
 
 def run_postgres(args) -> list[Row]:
-    from crm_platform.engine import make_engine
-    schema = "bench_list"
-    admin = make_engine(args.pg_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    installation = _installation(args.pg_url, {"connect_args": {"options": f"-csearch_path={schema}"}})
+    installation = _installation(args.pg_url, pg_schema(args.pg_url, "bench_list"))
     try:
         installation.migrate()
         _say(f"loading {args.rows:,} rows into PostgreSQL (COPY)")

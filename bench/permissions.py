@@ -30,15 +30,13 @@ SQLite data is cached under ``bench/.data/permissions_*.sqlite``; PostgreSQL get
 
 from __future__ import annotations
 
-import os
 import random
 from datetime import UTC, datetime
-from pathlib import Path
 
 import sqlalchemy as sa
 
-from .common import Row, compare, profile, profile_calls, ratio, row
-from .list_page import DATA_DIR, _uuid7, generate, load_opportunities
+from .common import Row, compare, profile, profile_calls, ratio, row, pg_schema
+from .list_page import _uuid7, cached_sqlite, generate, load_opportunities
 
 GENERATOR_VERSION = 1  # bump when the generated rows, users or teams change
 LIMIT = 50
@@ -124,29 +122,7 @@ def _prepare(installation, n: int, say=_say) -> None:
 
 def sqlite_dataset(n: int):
     """An installation on the cached SQLite file with ``n`` opportunities and the org tree (built once)."""
-    from crm_platform.metadata import load_catalog
-    version = load_catalog("base").version
-    DATA_DIR.mkdir(exist_ok=True)
-    path = DATA_DIR / f"permissions_{version}_{n}_g{GENERATOR_VERSION}.sqlite"
-    if not path.exists():
-        for stale in DATA_DIR.glob("permissions_*.sqlite"):  # built for another catalog or generator version
-            if not stale.name.startswith(f"permissions_{version}_") or not stale.name.endswith(f"_g{GENERATOR_VERSION}.sqlite"):
-                _say(f"removing stale {stale.name}")
-                stale.unlink()
-        _say(f"building {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path} (once; cached)")
-        tmp = path.with_suffix(".building")
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            leftover.unlink(missing_ok=True)
-        inst = _installation(f"sqlite:///{tmp}", {})
-        inst.migrate()
-        _prepare(inst, n)
-        with inst.db.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        inst.db.dispose()
-        os.replace(tmp, path)
-    else:
-        _say(f"using cached {path.name}")
-    return _installation(f"sqlite:///{path}", {})
+    return cached_sqlite("permissions", n, _installation, _prepare, _say, GENERATOR_VERSION)
 
 
 # --- query plans ------------------------------------------------------------------------------------
@@ -368,11 +344,7 @@ def run(args) -> list[Row]:
 def run_postgres(args) -> list[Row]:
     from crm_platform.engine import make_engine
     schema = "bench_permissions"
-    admin = make_engine(args.pg_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    installation = _installation(args.pg_url, {"connect_args": {"options": f"-csearch_path={schema}"}})
+    installation = _installation(args.pg_url, pg_schema(args.pg_url, schema))
     try:
         installation.migrate()
         _say(f"loading {args.rows:,} rows into PostgreSQL (COPY)")
