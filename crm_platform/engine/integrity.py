@@ -17,7 +17,7 @@ from .runtime import EntityRuntime, Runtime
 
 
 def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, changed: Mapping[str, Any],
-                     errors: dict[str, list[Message]], access=None) -> None:
+                     errors: dict[str, list[Message]], access) -> None:
     """Referenced records must exist — and be visible to the caller: linking to a record one cannot
     read is refused exactly like linking to one that does not exist (no probing for ids)."""
     users = runtime.tables["users"]
@@ -27,14 +27,11 @@ def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, c
             continue
         scope = sa.true()
         if f.type == "file":
-            exists = file_visible(runtime, conn, access, value) if access is not None else \
-                conn.scalar(sa.select(runtime.tables["files"].c.id).where(runtime.tables["files"].c.id == value))
+            exists = file_visible(runtime, conn, access, value)
         else:
             if f.type == "reference":
                 target_er = runtime.entities[f.target]
-                target = target_er.table
-                if access is not None:
-                    scope = access.clause(target_er, "read")
+                target, scope = target_er.table, access.clause(target_er, "read")
             else:
                 target = users
             exists = conn.scalar(sa.select(target.c.id).where(target.c.id == value, scope)) is not None
@@ -48,7 +45,7 @@ def check_duplicates(er: EntityRuntime, conn: sa.Connection, record: Mapping[str
     table, entity = er.table, er.entity
     rules = [((f.name,), None) for f in entity.fields if f.unique]
     rules += [(rule.fields, rule.message) for rule in entity.duplicate_rules]
-    for fields, _message in rules:
+    for fields, message in rules:
         if not any(name in changed for name in fields) or any(record.get(name) is None for name in fields):
             continue
         query = sa.select(table.c.id).where(*(table.c[name] == record[name] for name in fields)).limit(1)
@@ -56,6 +53,8 @@ def check_duplicates(er: EntityRuntime, conn: sa.Connection, record: Mapping[str
             query = query.where(table.c.id != record_id)
         existing = conn.scalar(query)
         if existing is not None:
+            if message:  # the rule's own words, per locale
+                raise Duplicate("custom", existing_id=existing, text=dict(message))
             raise Duplicate("duplicate", existing_id=existing, entity=entity.name, fields=", ".join(fields))
 
 

@@ -26,7 +26,7 @@ class OwnershipMixin:
             raise Forbidden("forbidden_action", action="claim", entity=er.name)
         if old["owner"] is not None:
             raise Conflict("already_owned")
-        return self._set_owner(er, old, self.actor.id, "claim")
+        return self._set_owner(er, old, self.actor.id, self.actor.team, "claim")
 
     def release(self, entity: str, record_id: str) -> dict[str, Any]:
         """Put a record back into the public pool: its owner, or someone who may assign it."""
@@ -36,7 +36,7 @@ class OwnershipMixin:
             raise Forbidden("forbidden_action", action="release", entity=er.name)
         if old["owner"] is None:
             return self._out(er, old)
-        return self._set_owner(er, old, None, "release")
+        return self._set_owner(er, old, None, None, "release")
 
     def assign(self, entity: str, record_id: str, owner: str | None) -> dict[str, Any]:
         """Give a record to another user (within the caller's assign scope), or to the pool (None)."""
@@ -56,7 +56,7 @@ class OwnershipMixin:
             raise Forbidden("assign_target")
         if owner == old["owner"]:
             return self._out(er, old)
-        return self._set_owner(er, old, owner, "assign")
+        return self._set_owner(er, old, owner, target_team, "assign")
 
     # -- internals -----------------------------------------------------------------------------
     def _pooled_record(self, entity: str, record_id: str):
@@ -73,11 +73,11 @@ class OwnershipMixin:
             raise NotFound("not_found", entity="user", id=user_id)
         return row.team_id
 
-    def _set_owner(self, er: EntityRuntime, old: dict, owner: str | None, action: str) -> dict[str, Any]:
+    def _set_owner(self, er: EntityRuntime, old: dict, owner: str | None, team: str | None,
+                   action: str) -> dict[str, Any]:
         now, actor_id = self.clock(), self.actor.id if self.actor else None
         table = er.table
         with self.db.begin() as conn:
-            team = self._team_of(conn, owner)
             previous = table.c.owner.is_(None) if old["owner"] is None else table.c.owner == old["owner"]
             result = conn.execute(table.update().where(table.c.id == old["id"], previous).values(
                 owner=owner, team=team, version=table.c.version + 1, updated_at=now, updated_by=actor_id))

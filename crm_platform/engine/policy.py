@@ -13,7 +13,6 @@ from crm_platform.metadata.model import ACTIONS, Catalog, EntityDef, RoleDef
 
 from .sqlexpr import Clause, NotTranslatable, to_sql
 
-SCOPE_RANK = {"none": 0, "own": 1, "team": 2, "subtree": 3, "all": 4}
 
 
 @dataclass(frozen=True)
@@ -99,4 +98,4 @@ def system_access(entity: EntityDef) -> EntityPolicy:
                         frozenset(), frozenset(), None, (), MappingProxyType({}))
 
 
-__all__ = ["ACTIONS", "SCOPE_RANK", "EntityPolicy", "Share", "compile_policies", "no_access"]
+__all__ = ["EntityPolicy", "Share", "compile_policies", "no_access"]

@@ -295,10 +295,6 @@ class RecordService(OwnershipMixin):
             return None
         return row.team_id
 
-    def _team_of(self, conn: sa.Connection, owner: str | None) -> str | None:
-        users = self.runtime.tables["users"]
-        return conn.scalar(sa.select(users.c.team_id).where(users.c.id == owner)) if owner else None
-
     def _event(self, er, action, record, old, changed) -> RecordEvent:
         return RecordEvent(er.name, action, record["id"], record["version"], record, old, frozenset(changed),
                            self.actor.id if self.actor else None)

@@ -15,7 +15,7 @@ bp = Blueprint("api_permissions", __name__, url_prefix="/api/permissions")
 def explain():
     """``?user=<username or id>&entity=&action=[&id=][&field=]``. Anyone may ask about themselves;
     asking about someone else needs a more senior role whose team contains theirs (or the top level)."""
-    caller, inst = actor(), installation()
+    caller, inst, service = actor(), installation(), records()
     args = request.args
     if not args.get("entity") or not args.get("action"):
         raise BadRequest("bad_payload", detail="entity and action are required")
@@ -24,20 +24,19 @@ def explain():
         try:
             subject = inst.accounts.find_actor(args["user"])
         except NotFound:
-            if not may_explain_for(caller, None):
+            if not may_explain_for(service.access, None):
                 raise Forbidden("forbidden") from None  # no probing for usernames below the top level
             raise
-        if not may_explain_for(caller, subject):
+        if not may_explain_for(service.access, subject):
             raise Forbidden("forbidden")
-    service = records()
     answer = service.explain(args["entity"], args["action"], subject, args.get("id"), args.get("field"))
     return jsonify({"user": subject.username, "entity": args["entity"], "action": args["action"],
                     "id": args.get("id"), "field": args.get("field"), **answer})
 
 
-def may_explain_for(caller, subject) -> bool:
+def may_explain_for(access, subject) -> bool:
     """The top role level may ask about anyone (``subject`` None: about whether a user exists)."""
-    inst = installation()
+    caller, inst = access.actor, installation()
     roles = inst.runtime.catalog.roles
     caller_level = roles[caller.role].level if caller.role in roles else -1
     if caller_level >= max((r.level for r in roles.values()), default=0):
@@ -45,5 +44,4 @@ def may_explain_for(caller, subject) -> bool:
     if subject is None:
         return False
     subject_level = roles[subject.role].level if subject.role in roles else -1
-    service = records()
-    return caller_level > subject_level and subject.team in service.access.my_subtree
+    return caller_level > subject_level and subject.team in access.my_subtree

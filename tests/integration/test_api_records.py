@@ -451,3 +451,12 @@ def test_contracts_get_consecutive_numbers_that_cannot_be_written(client, rep):
     assert forbidden(post(client, rep, "contract", body)) == readonly
     assert forbidden(patch(client, rep, "contract", first, contract_no="CT-999")) == readonly
     assert get(client, rep, "contract", first["id"]).json["contract_no"] == f"CT-{month}-0001"
+
+
+def test_a_duplicate_rule_speaks_in_its_own_words_in_the_callers_language(client, rep):
+    create(client, rep, "lead", name="Ann", mobile="138 0000 1111")
+    english = post(client, rep, "lead", {"name": "Ann again", "mobile": "13800001111"})
+    assert english.json["error"]["message"] == "A lead with this mobile number already exists."
+    chinese = client.post(f"{URL}/lead", json={"name": "Ann again", "mobile": "13800001111"},
+                          headers={**rep, "Accept-Language": "zh"})
+    assert chinese.status_code == 409 and chinese.json["error"]["message"] == "已存在相同手机号的线索。"
