@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -12,12 +14,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .database import new_id, utcnow
-from .errors import BadRequest, Conflict, NotFound, TooManyAttempts, Unauthenticated
+from .errors import BadRequest, Conflict, NotFound, Unauthenticated
 
 TOKEN_LIFETIME = timedelta(days=30)
-#: Failed logins allowed per username, and per source address, within the window.
-MAX_FAILURES_PER_USER, MAX_FAILURES_PER_SOURCE = 5, 30
-FAILURE_WINDOW = timedelta(minutes=15)
+#: The longest username the users table holds; a longer one cannot exist, so it is not looked up.
+USERNAME_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +44,19 @@ class Accounts:
     def __init__(self, db: sa.Engine, tables: dict[str, sa.Table], roles=None, hasher: PasswordHasher | None = None):
         self.db, self.t, self.roles = db, tables, roles
         self.hasher = hasher or PasswordHasher()
-        self._dummy_hash: str | None = None
+        self._dummy_hash: dict[str, str] = {}  # shared with bound copies
+
+    def bound(self, db) -> Accounts:
+        """These accounts read and write through ``db`` (a unit of work) instead of the engine."""
+        bound = copy.copy(self)
+        bound.db = db
+        return bound
 
     def _dummy(self) -> str:
         """Verified against when the username is unknown, so both failures take the same time."""
-        if self._dummy_hash is None:
-            self._dummy_hash = self.hasher.hash("not a real password")
-        return self._dummy_hash
+        if "hash" not in self._dummy_hash:
+            self._dummy_hash["hash"] = self.hasher.hash("not a real password")
+        return self._dummy_hash["hash"]
 
     # -- teams ---------------------------------------------------------------------------------
     def create_team(self, name: str, parent: str | None = None) -> str:
@@ -75,6 +82,8 @@ class Accounts:
                     display_name: str | None = None, locale: str = "en") -> str:
         if self.roles is not None and role not in self.roles:
             raise BadRequest("bad_payload", detail=f"unknown role {role!r} (known: {', '.join(sorted(self.roles))})")
+        if not 1 <= len(username) <= USERNAME_MAX or "\x00" in username:
+            raise BadRequest("bad_payload", detail=f"a username has 1 to {USERNAME_MAX} characters")
         if len(password) < 8:
             raise BadRequest("bad_payload", detail="a password needs at least 8 characters")
         users = self.t["users"]
@@ -122,29 +131,19 @@ class Accounts:
             raise NotFound("not_found", entity="user", id=username_or_id)
         return Actor(row["id"], row["username"], row["role"], row["team_id"], row["locale"])
 
-    def authenticate(self, username: str, password: str, source: str = "") -> Actor:
-        """The user for these credentials. After too many failures for the username (or from the
-        source address) within the window, refuses without checking (429) until the window passes."""
-        users, failures = self.t["users"], self.t["login_failures"]
-        keys = {f"user:{username}": MAX_FAILURES_PER_USER, f"source:{source}": MAX_FAILURES_PER_SOURCE}
-        since = utcnow() - FAILURE_WINDOW
+    def authenticate(self, username: str, password: str) -> Actor:
+        """The active user with these credentials, or Unauthenticated. Throttling attempts is the
+        interface's job (``web/throttle.py``): it decides before this runs whether one may try."""
+        users = self.t["users"]
         with self.db.connect() as conn:
-            for key, limit in keys.items():
-                recent = conn.scalar(sa.select(sa.func.count()).select_from(failures)
-                                     .where(failures.c.key == key, failures.c.at > since))
-                if recent >= limit:
-                    raise TooManyAttempts("too_many_attempts", minutes=int(FAILURE_WINDOW.total_seconds() // 60))
-            row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first()
+            row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first() \
+                if len(username) <= USERNAME_MAX else None
         try:
             self.hasher.verify(row["password_hash"] if row else self._dummy(), password)
             if row is None or not row["active"]:
                 raise VerificationError("unknown or inactive user")
         except (VerificationError, InvalidHashError):
-            with self.db.begin() as conn:
-                conn.execute(failures.insert(), [{"key": key, "at": utcnow()} for key in keys])
             raise Unauthenticated("bad_credentials") from None
-        with self.db.begin() as conn:
-            conn.execute(failures.delete().where(failures.c.key == f"user:{username}"))
         return Actor(row["id"], row["username"], row["role"], row["team_id"], row["locale"])
 
     # -- tokens --------------------------------------------------------------------------------
@@ -157,15 +156,15 @@ class Accounts:
         return token
 
     def resolve_token(self, token: str) -> Actor:
-        tokens, users = self.t["tokens"], self.t["users"]
-        query = (sa.select(users).join(tokens, tokens.c.user_id == users.c.id)
-                 .where(tokens.c.token_hash == _digest(token), tokens.c.revoked_at.is_(None),
-                        tokens.c.expires_at > utcnow(), users.c.active))
+        """The active user holding this unrevoked, unexpired token (401 otherwise). Runs on every API
+        request: one SELECT of just the columns an Actor needs, built once per pair of tables (see
+        :func:`_token_query`) and bound by parameters."""
+        query = _token_query(self.t["tokens"], self.t["users"])
         with self.db.connect() as conn:
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(query, {"digest": _digest(token), "now": utcnow()}).first()
         if row is None:
             raise Unauthenticated("unauthenticated")
-        return Actor(row["id"], row["username"], row["role"], row["team_id"], row["locale"])
+        return Actor(*row)
 
     def revoke_token(self, token: str) -> None:
         tokens = self.t["tokens"]
@@ -179,3 +178,13 @@ class Accounts:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _token_query(tokens: sa.Table, users: sa.Table) -> sa.Select:
+    """The token → Actor SELECT, built once per runtime's tables (a few runtimes per process at
+    most: the cache is small and bounded). Rebuilding it per request cost more than running it."""
+    return (sa.select(users.c.id, users.c.username, users.c.role, users.c.team_id, users.c.locale)
+            .join_from(tokens, users, tokens.c.user_id == users.c.id)
+            .where(tokens.c.token_hash == sa.bindparam("digest"), tokens.c.revoked_at.is_(None),
+                   tokens.c.expires_at > sa.bindparam("now"), users.c.active))

@@ -3,6 +3,7 @@ exist, unique fields and duplicate rules, autonumber counters, and incoming refe
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -42,12 +43,21 @@ def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, c
 
 def check_duplicates(er: EntityRuntime, conn: sa.Connection, record: Mapping[str, Any],
                      changed: Mapping[str, Any], record_id: str | None) -> None:
+    """409 if another record has the same values for a unique field or a blocking duplicate rule.
+
+    Holds under concurrency: on PostgreSQL each rule's values take a transaction-scoped advisory
+    lock before the look-up, so of two transactions writing the same values the second waits and
+    then sees the first's row; SQLite write transactions begin IMMEDIATE, one at a time. Unique
+    fields also have a unique index, the last word if anything else writes the table.
+    """
     table, entity = er.table, er.entity
     rules = [((f.name,), None) for f in entity.fields if f.unique]
-    rules += [(rule.fields, rule.message) for rule in entity.duplicate_rules]
+    rules += [(rule.fields, rule.message) for rule in entity.duplicate_rules if rule.action == "block"]
     for fields, message in rules:
         if not any(name in changed for name in fields) or any(record.get(name) is None for name in fields):
             continue
+        if conn.dialect.name == "postgresql":
+            conn.execute(_ADVISORY_LOCK, {"key": _lock_key(entity.name, fields, record)})
         query = sa.select(table.c.id).where(*(table.c[name] == record[name] for name in fields)).limit(1)
         if record_id is not None:
             query = query.where(table.c.id != record_id)
@@ -56,6 +66,38 @@ def check_duplicates(er: EntityRuntime, conn: sa.Connection, record: Mapping[str
             if message:  # the rule's own words, per locale
                 raise Duplicate("custom", existing_id=existing, text=dict(message))
             raise Duplicate("duplicate", existing_id=existing, entity=entity.name, fields=", ".join(fields))
+
+
+_ADVISORY_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _lock_key(entity: str, fields: tuple[str, ...], record: Mapping[str, Any]) -> int:
+    """A signed 64-bit key for these values of these fields (collisions only make writers wait)."""
+    text = "\x1f".join([entity, *fields, *(repr(record[name]) for name in fields)])
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "big", signed=True)
+
+
+def unique_violation(er: EntityRuntime, error: sa.exc.IntegrityError) -> tuple[str, ...]:
+    """The fields of the unique index ``error`` violated, or () if it is no unique violation of ours.
+    PostgreSQL names the constraint (our index names are ``ux_<entity>_<field>``); SQLite names the
+    columns (``UNIQUE constraint failed: lead.mobile``)."""
+    orig = error.orig
+    diag = getattr(orig, "diag", None)
+    if diag is not None:
+        if getattr(orig, "sqlstate", None) != "23505":
+            return ()
+        prefix = f"ux_{er.name}_"
+        name = diag.constraint_name or ""
+        field = name.removeprefix(prefix)
+        return (field,) if name.startswith(prefix) and er.entity.has_field(field) else ()
+    message = str(orig)
+    if not message.startswith("UNIQUE constraint failed: "):
+        return ()
+    columns = [part.strip().partition(".") for part in message.removeprefix("UNIQUE constraint failed: ").split(",")]
+    if any(table != er.name or not er.entity.has_field(column) for table, _, column in columns):
+        return ()
+    return tuple(column for _, _, column in columns)
 
 
 def next_numbers(er: EntityRuntime, conn: sa.Connection, counters: sa.Table, now: datetime) -> dict[str, str]:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from . import audit
 from .errors import BadRequest, Conflict, Forbidden, NotFound
+from .fieldtypes import Invalid
 from .runtime import EntityRuntime
 
 
@@ -20,8 +21,15 @@ class OwnershipMixin:
     """Mixed into RecordService; uses its loading, permission and output helpers."""
 
     def claim(self, entity: str, record_id: str) -> dict[str, Any]:
-        """Take a record from the public pool into the caller's private pool."""
-        er, old = self._pooled_record(entity, record_id)
+        """Take a record from the public pool into the caller's private pool. Whoever loses a race
+        for it — or comes after the winner — hears 409 "someone else claimed it", not 404."""
+        try:
+            er, old = self._pooled_record(entity, record_id)
+        except NotFound:
+            er = self.runtime.entity(entity)
+            if self.access.policy(er).pool and self._last_action(er, record_id) == "claim":
+                raise Conflict("already_owned") from None
+            raise
         if not self.access.policy(er).pool:
             raise Forbidden("forbidden_action", action="claim", entity=er.name)
         if old["owner"] is not None:
@@ -43,8 +51,10 @@ class OwnershipMixin:
         er = self._readable(entity)
         if not er.entity.owned:
             raise BadRequest("bad_payload", detail=f"{er.name} records have no owner")
-        if owner is not None and not isinstance(owner, str):
-            raise BadRequest("bad_payload", detail='send {"owner": "<user id>"} (or null for the public pool)')
+        try:
+            owner = er.validator.checks["owner"](owner)
+        except Invalid:
+            raise BadRequest("bad_payload", detail='send {"owner": "<user id>"} (or null for the public pool)') from None
         with self.db.connect() as conn:
             old = self._load(er, conn, record_id)
             target_team = self._active_user_team(conn, owner) if owner is not None else None
@@ -59,6 +69,15 @@ class OwnershipMixin:
         return self._set_owner(er, old, owner, target_team, "assign")
 
     # -- internals -----------------------------------------------------------------------------
+    def _last_action(self, er: EntityRuntime, record_id: str) -> str | None:
+        """What last happened to the record. A record that left the pool by a claim was in the pool,
+        where every pool user could see it: saying it was claimed reveals nothing more."""
+        audit_table = self.runtime.tables["audit"]
+        with self.db.connect() as conn:
+            return conn.scalar(sa.select(audit_table.c.action)
+                               .where(audit_table.c.entity == er.name, audit_table.c.record_id == record_id)
+                               .order_by(audit_table.c.id.desc()).limit(1))
+
     def _pooled_record(self, entity: str, record_id: str):
         er = self._readable(entity)
         if not er.entity.pooled:
@@ -88,6 +107,5 @@ class OwnershipMixin:
                       "updated_by": actor_id}
             audit.write(conn, self.runtime.tables["audit"], er, old["id"], version, action, actor_id, now,
                         audit.diff(er.to_json(old), er.to_json(record), ("owner", "team")))
-        event = self._event(er, "update", record, old, {"owner", "team"})
-        self.hooks.after_commit([event])
+        self._after_commit(self._event(er, "update", record, old, {"owner", "team"}))
         return self._out(er, record)

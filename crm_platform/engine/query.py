@@ -12,17 +12,20 @@ import binascii
 import json
 import operator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 
 from .errors import BadRequest
-from .fieldtypes import TYPES, Invalid
+from .fieldtypes import INT64_MAX, INT64_MIN, TYPES, Invalid
 from .messages import Message
 from .runtime import EntityRuntime
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
+#: Offset paging goes this deep at most (deeper pages: use the cursor, which is as fast at any depth).
+MAX_PAGE = 100_000
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "isnull")
 _COMPARISONS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le,
                 "gt": operator.gt, "gte": operator.ge}
@@ -71,18 +74,23 @@ def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = froze
             return column.is_(None) if wanted else column.is_not(None)
         if kind == "multiselect":
             if op != "contains":
-                raise Invalid("type", expected="'contains' or 'isnull' for a multiselect")
+                raise Invalid("filter_op", op=op)
             value = _parse_value(er, name, flt.value)
             return sa.cast(column, sa.Text).contains(json.dumps(value), autoescape=True)
         if op == "in":
-            return column.in_([_parse_value(er, name, part) for part in flt.value.split(",")])
+            values = [_parse_value(er, name, part) for part in flt.value.split(",")]
+            if None in values:
+                raise Invalid("filter_value")
+            return column.in_(values)
         if op in ("contains", "startswith", "lt", "lte", "gt", "gte") and not _supports(column, op):
-            raise Invalid("type", expected=f"a field that supports '{op}'")
+            raise Invalid("filter_op", op=op)
         if op in ("contains", "startswith"):
             needle = flt.value.lower()
             lowered = sa.func.lower(column)
             return lowered.contains(needle, autoescape=True) if op == "contains" else lowered.startswith(needle, autoescape=True)
         value = _parse_value(er, name, flt.value)
+        if value is None and op not in ("eq", "ne"):  # eq/ne with nothing: IS NULL / IS NOT NULL
+            raise Invalid("filter_value")
     except Invalid as exc:
         raise BadRequest("bad_filter", field=name, detail=Message(exc.key, exc.params).render()) from None
     return _COMPARISONS[op](column, value)
@@ -138,6 +146,8 @@ def order_by(er: EntityRuntime, keys):
 def _encode(value):
     if isinstance(value, datetime | date):
         return {"t": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"d": str(value)}
     return value
 
 
@@ -152,8 +162,8 @@ def after_cursor(er: EntityRuntime, keys, cursor: str):
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if payload["k"] != [f"{'-' if d else ''}{n}" for n, d in keys] or len(payload["v"]) != len(keys):
             raise ValueError
-        values = [_decode(er, n, v) for (n, _), v in zip(keys, payload["v"], strict=True)]
-    except (ValueError, KeyError, TypeError, binascii.Error, Invalid):
+        values = [_decode(er.table.c[n], v) for (n, _), v in zip(keys, payload["v"], strict=True)]
+    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError, binascii.Error):
         raise BadRequest("bad_cursor") from None
     clauses, equal = [], []
     for (name, desc), value in zip(keys, values, strict=True):
@@ -177,7 +187,29 @@ def after_cursor(er: EntityRuntime, keys, cursor: str):
     return predicate
 
 
-def _decode(er: EntityRuntime, name: str, value):
-    if isinstance(value, dict):
-        return _parse_value(er, name, value["t"])
-    return value
+def _decode(column: sa.Column, value):
+    """A cursor value as the Python value of its column, or ValueError: a cursor is client input,
+    so each value must have exactly its column's type before it goes near SQL."""
+    if value is None:
+        if column.nullable:
+            return None
+        raise ValueError("null")
+    kind = column.type.python_type
+    if kind is str and type(value) is str and "\x00" not in value:
+        value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, a ValueError
+        return value
+    if kind is int and type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return value
+    if kind is bool and type(value) is bool:
+        return value
+    if kind in (Decimal, float) and type(value) is dict and type(value.get("d")) is str:
+        number = Decimal(value["d"])
+        if number.is_finite():
+            return number
+    if kind in (date, datetime) and type(value) is dict and type(value.get("t")) is str:
+        if kind is date:
+            return date.fromisoformat(value["t"])
+        parsed = datetime.fromisoformat(value["t"])
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+    raise ValueError(f"not a {kind.__name__}")

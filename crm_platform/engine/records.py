@@ -7,6 +7,7 @@ commit, the async hooks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
@@ -20,22 +21,25 @@ from . import audit, integrity
 from .access import Access
 from .accounts import Actor
 from .explain import explain
-from .database import new_id, utcnow
-from .errors import BadRequest, Duplicate, FieldsForbidden, Forbidden, NotFound, RecordInvalid, StaleVersion
+from .database import UnitOfWork, new_id, utcnow
+from .errors import BadRequest, Conflict, Duplicate, FieldsForbidden, Forbidden, NotFound, RecordInvalid, StaleVersion
 from .fieldtypes import Invalid
 from .hooks import NO_HOOKS, RecordEvent, RecordHooks
 from .messages import Message
-from .query import MAX_LIMIT, ListQuery, after_cursor, encode_cursor, filter_clause, order_by, search_clause, sort_keys
+from .query import MAX_LIMIT, MAX_PAGE, ListQuery, after_cursor, encode_cursor, filter_clause, order_by, search_clause, sort_keys
 from .ownership import OwnershipMixin
 from .runtime import EntityRuntime, Runtime
+
+log = logging.getLogger(__name__)
 
 
 class RecordService(OwnershipMixin):
     """Create, read, update, delete, list and audit records of any entity, as ``actor``."""
 
-    def __init__(self, runtime: Runtime, db: sa.Engine, actor: Actor | None, hooks: RecordHooks = NO_HOOKS,
-                 clock: Callable[[], datetime] = utcnow):
-        self.runtime, self.db, self.actor, self.hooks, self.clock = runtime, db, actor, hooks, clock
+    def __init__(self, runtime: Runtime, db: sa.Engine | UnitOfWork, actor: Actor | None,
+                 hooks: RecordHooks = NO_HOOKS, clock: Callable[[], datetime] = utcnow):
+        self.runtime, self.actor, self.hooks, self.clock = runtime, actor, hooks, clock
+        self.db = UnitOfWork.of(db)
         self._user = actor.as_expression_user() if actor else None
         self.access = Access(runtime, db, actor)
 
@@ -50,8 +54,9 @@ class RecordService(OwnershipMixin):
         query = query or ListQuery()
         if not 1 <= query.limit <= MAX_LIMIT:
             raise BadRequest("bad_paging", detail=f"limit must be between 1 and {MAX_LIMIT}")
-        if query.page is not None and (query.page < 1 or query.cursor):
-            raise BadRequest("bad_paging", detail="page must be 1 or more, and not combined with cursor")
+        if query.page is not None and (not 1 <= query.page <= MAX_PAGE or query.cursor):
+            raise BadRequest("bad_paging", detail=f"page must be between 1 and {MAX_PAGE}, and not combined with "
+                                                  "cursor (the cursor pages to any depth)")
         hidden = self.access.policy(er).hidden
         where = [self.access.clause(er, "read")]
         where += [filter_clause(er, f, hidden) for f in query.filters]
@@ -124,7 +129,7 @@ class RecordService(OwnershipMixin):
             out = er.to_json(record)
             audit.write(conn, self.runtime.tables["audit"], er, record["id"], 1, "create", actor_id, now,
                         audit.diff(None, out, er.audited))
-        self.hooks.after_commit([event])
+        self._after_commit(event)
         return self._mask(er, out)
 
     def update(self, entity: str, record_id: str, data: Mapping[str, Any], version: int | None) -> dict[str, Any]:
@@ -168,7 +173,7 @@ class RecordService(OwnershipMixin):
             out = er.to_json(record)
             audit.write(conn, self.runtime.tables["audit"], er, record_id, version + 1, "update", actor_id, now,
                         audit.diff(er.to_json(old), out, changed))
-        self.hooks.after_commit([event])
+        self._after_commit(event)
         return self._mask(er, out)
 
     def delete(self, entity: str, record_id: str, version: int | None = None) -> None:
@@ -182,10 +187,16 @@ class RecordService(OwnershipMixin):
             integrity.check_incoming(self.runtime, er, conn, record_id)
             event = self._event(er, "delete", old, old, set())
             self.hooks.before_write(event, conn)
-            conn.execute(er.table.delete().where(er.table.c.id == record_id))
+            # Only the version just read: of concurrent deletes exactly one removes the row.
+            deleted = conn.execute(er.table.delete().where(er.table.c.id == record_id,
+                                                           er.table.c.version == old["version"]))
+            if deleted.rowcount != 1:
+                if version is not None:
+                    raise StaleVersion("stale_version", sent=version, current="newer")
+                raise NotFound("not_found", entity=er.name, id=record_id)
             audit.write(conn, self.runtime.tables["audit"], er, record_id, old["version"] + 1, "delete", actor_id, now,
                         audit.diff(er.to_json(old), None, er.audited))
-        self.hooks.after_commit([event])
+        self._after_commit(event)
 
     def explain(self, entity: str, action: str, subject: Actor, record_id: str | None = None,
                 field: str | None = None) -> dict[str, Any]:
@@ -310,23 +321,41 @@ class RecordService(OwnershipMixin):
             if changed is not None:
                 changed.update(values)
 
+    def _after_commit(self, event: RecordEvent) -> None:
+        """The write has committed: whatever happens now, it answers success. A failing hook is
+        logged; retrying what it failed to do belongs to the hook (the workflow outbox)."""
+        try:
+            self.hooks.after_commit([event])
+        except Exception:
+            log.exception("after-commit hook failed for %s %s %s (version %s); the write stands",
+                          event.action, event.entity, event.record_id, event.version)
+
     def _transaction(self, er: EntityRuntime):
         return _Transaction(self.db, er)
 
 
 class _Transaction:
-    """``engine.begin()`` that turns a unique-index violation into a 409 instead of a 500."""
+    """A write transaction that answers a unique-index violation — a concurrent write got there
+    first — with 409 on the field it concerns. Any other integrity error is a bug and propagates."""
 
-    def __init__(self, db: sa.Engine, er: EntityRuntime):
+    def __init__(self, db: UnitOfWork, er: EntityRuntime):
         self.context, self.er = db.begin(), er
 
     def __enter__(self) -> sa.Connection:
         return self.context.__enter__()
 
     def __exit__(self, kind, error, traceback):
-        suppressed = self.context.__exit__(kind, error, traceback)
-        if isinstance(error, sa.exc.IntegrityError):
-            raise Duplicate("duplicate", entity=self.er.name, fields="unique fields") from error
+        raised = error
+        try:
+            suppressed = self.context.__exit__(kind, error, traceback)
+        except sa.exc.IntegrityError as exc:  # raised by the commit
+            raised, suppressed = exc, False
+        if isinstance(raised, sa.exc.IntegrityError):
+            fields = integrity.unique_violation(self.er, raised)
+            if fields:
+                raise Duplicate("duplicate", entity=self.er.name, fields=", ".join(fields)) from raised
+            if raised is not error:
+                raise raised
         return suppressed
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from crm_platform.engine.errors import BadRequest
-
-from .context import actor, installation
-from .payload import json_object
+from .context import accounts, actor
+from .payload import json_object, text
+from .throttle import login_throttle
 
 bp = Blueprint("api_auth", __name__, url_prefix="/api")
 
@@ -15,18 +14,17 @@ bp = Blueprint("api_auth", __name__, url_prefix="/api")
 @bp.post("/auth/token")
 def issue_token():
     body = json_object()
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not isinstance(password, str):
-        raise BadRequest("bad_payload", detail='send {"username": "...", "password": "..."}')
-    accounts = installation().accounts
-    caller = accounts.authenticate(username, password, request.remote_addr or "")
-    return jsonify({"token": accounts.issue_token(caller)})
+    username = text(body.get("username"), "username", max_length=None)
+    password = text(body.get("password"), "password", max_length=None)
+    users = accounts()
+    caller = login_throttle().authenticate(username, lambda: users.authenticate(username, password))
+    return jsonify({"token": users.issue_token(caller)})
 
 
 @bp.post("/auth/revoke")
 def revoke_token():
     actor()
-    installation().accounts.revoke_token(request.headers["Authorization"].partition(" ")[2].strip())
+    accounts().revoke_token(request.headers["Authorization"].partition(" ")[2].strip())
     return "", 204
 
 

@@ -6,17 +6,17 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 
-from crm_platform.engine import Access
 from crm_platform.engine.errors import BadRequest
 from crm_platform.engine.files import FileStore
 
-from .context import actor, installation
+from .context import access, actor, database, installation
+from .payload import text
 
 bp = Blueprint("api_files", __name__, url_prefix="/api/files")
 
 
 def _store() -> FileStore:
-    return FileStore(installation().db, installation().runtime.tables["files"])
+    return FileStore(database(), installation().runtime.tables["files"])
 
 
 @bp.post("")
@@ -25,7 +25,9 @@ def upload():
     upload = request.files.get("file")
     if upload is None:
         raise BadRequest("bad_payload", detail="send the file as multipart/form-data in a field named 'file'")
-    stored = _store().save(upload.filename or "file", upload.mimetype, upload.read(), caller)
+    name = text(upload.filename or "file", "the file name", max_length=255)
+    content_type = text(upload.mimetype, "the content type", max_length=127)
+    stored = _store().save(name, content_type, upload.read(), caller)
     response = jsonify(stored.as_json())
     response.status_code = 201
     response.headers["Location"] = f"/api/files/{stored.id}"
@@ -35,8 +37,7 @@ def upload():
 @bp.get("/<file_id>")
 def download(file_id: str):
     """Only for its uploader and for those who can read a record holding it (404 for anyone else)."""
-    inst = installation()
-    stored, data = _store().load(file_id, inst.runtime, Access(inst.runtime, inst.db, actor()))
+    stored, data = _store().load(file_id, installation().runtime, access())
     response = Response(data, mimetype=stored.content_type)
     response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quote(stored.name)}"
     response.headers["X-Content-Type-Options"] = "nosniff"

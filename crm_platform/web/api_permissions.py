@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from crm_platform.engine.errors import BadRequest, Forbidden, NotFound
 
-from .context import actor, installation, records
+from .context import accounts, actor, installation, records
 
 bp = Blueprint("api_permissions", __name__, url_prefix="/api/permissions")
 
@@ -22,7 +22,7 @@ def explain():
     subject = caller
     if args.get("user") and args["user"] not in (caller.username, caller.id):
         try:
-            subject = inst.accounts.find_actor(args["user"])
+            subject = accounts().find_actor(args["user"])
         except NotFound:
             if not may_explain_for(service.access, None):
                 raise Forbidden("forbidden") from None  # no probing for usernames below the top level

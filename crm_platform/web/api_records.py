@@ -10,7 +10,7 @@ from crm_platform.engine import Filter, ListQuery
 from crm_platform.engine.errors import BadRequest
 
 from .context import records
-from .payload import json_object
+from .payload import json_object, optional_json_object
 
 bp = Blueprint("api_records", __name__, url_prefix="/api/records")
 
@@ -44,17 +44,18 @@ def list_query() -> ListQuery:
 
 
 def _version(body: dict) -> int | None:
-    """The version the client read: the If-Match header (ETag form) or ``"version"`` in the body."""
+    """The version the client read: ``"version"`` in the body or the If-Match header (ETag form)."""
     if "version" in body:
-        return body.pop("version")
-    header = request.headers.get("If-Match")
-    if header:
-        text = header.strip().removeprefix("W/").strip('"')
-        try:
-            return int(text)
-        except ValueError:
-            raise BadRequest("version_required") from None
-    return None
+        version = body.pop("version")
+    else:
+        header = request.headers.get("If-Match")
+        if not header:
+            return None
+        version = header.strip().removeprefix("W/").strip('"')
+        version = int(version) if version.isascii() and version.isdigit() and len(version) < 12 else None
+    if type(version) is not int or not 0 < version < 2 ** 31:
+        raise BadRequest("version_required")
+    return version
 
 
 @bp.get("/<entity>")
@@ -91,8 +92,7 @@ def update_record(entity: str, record_id: str):
 
 @bp.delete("/<entity>/<record_id>")
 def delete_record(entity: str, record_id: str):
-    body = request.get_json(silent=True) if request.is_json else None
-    records().delete(entity, record_id, _version(body if isinstance(body, dict) else {}))
+    records().delete(entity, record_id, _version(optional_json_object()))
     return "", 204
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask_login import current_user
 
-from crm_platform.engine import Access
-
-from .context import installation
+from .context import access, installation
 
 bp = Blueprint("pages", __name__)
 
@@ -17,6 +15,6 @@ def index():
     inst = installation()
     entities = []
     if current_user.is_authenticated:
-        access = Access(inst.runtime, inst.db, current_user.actor)
-        entities = [er.entity for er in inst.runtime.entities.values() if access.sees_entity(er)]
+        caller = access(current_user.actor)
+        entities = [er.entity for er in inst.runtime.entities.values() if caller.sees_entity(er)]
     return render_template("index.html", catalog=inst.runtime.catalog, entities=entities)

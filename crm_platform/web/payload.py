@@ -1,18 +1,74 @@
-"""Reading request bodies strictly: a JSON object, or a 400 that says what was wrong."""
+"""The request boundary: what a request may carry, decided once, before any view or the engine sees it.
+
+- JSON bodies: one JSON object, parsed by :mod:`.jsonio` (exact decimals; too-deep nesting and lone
+  surrogates refused) — or a 400 that says what was wrong.
+- The URL (path and query string) and other free text a request hands to the engine (usernames,
+  passwords, file names): no NUL characters (PostgreSQL cannot hold them in text) and no lone surrogates.
+Field values are not checked here: each field type's check refuses what it cannot store, as a 422 on
+that field, so a bad record still names every failing field.
+"""
 
 from __future__ import annotations
 
-from flask import request
+from flask import Flask, request
 
 from crm_platform.engine.errors import BadRequest
+
+from .jsonio import MalformedJSON, parse
 
 
 def json_object() -> dict:
     if not request.is_json:
         raise BadRequest("bad_payload", detail="send a JSON body with Content-Type: application/json")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise BadRequest("bad_payload", detail="the body is not valid JSON")
+    try:
+        body = parse(request.get_data(cache=True))
+    except MalformedJSON as exc:
+        raise BadRequest("bad_payload", detail=str(exc)) from None
     if not isinstance(body, dict):
         raise BadRequest("bad_payload", detail="the body must be a JSON object")
     return body
+
+
+def optional_json_object() -> dict:
+    """The body's JSON object if the request has one (DELETE may send ``{"version": n}``), else {}."""
+    if not request.is_json or not request.get_data(cache=True).strip():
+        return {}
+    return json_object()
+
+
+def text(value, name: str, max_length: int | None = 1000) -> str:
+    """A string a request hands to the engine that is not a field value (a username, an owner id...)."""
+    if not isinstance(value, str):
+        raise BadRequest("bad_payload", detail=f"{name} must be a string")
+    if max_length is not None and len(value) > max_length:
+        raise BadRequest("bad_payload", detail=f"{name} is longer than {max_length} characters")
+    problem = unstorable(value)
+    if problem:
+        raise BadRequest("bad_payload", detail=f"{name} {problem}")
+    return value
+
+
+def unstorable(value: str) -> str | None:
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone UTF-16 surrogate"
+    return None
+
+
+def _check_url() -> None:
+    """No NUL or lone surrogate anywhere in the path or the query string's names and values."""
+    problem = unstorable(request.path)
+    if problem:
+        raise BadRequest("bad_payload", detail=f"the URL path {problem}")
+    for key, values in request.args.lists():
+        for item in (key, *values):
+            problem = unstorable(item)
+            if problem:
+                raise BadRequest("bad_payload", detail=f"the query parameter {key!r} {problem}")
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_check_url)

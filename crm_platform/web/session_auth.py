@@ -4,16 +4,20 @@ so it needs no CSRF token and a forged cross-site request carries no credentials
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
 from flask_wtf import CSRFProtect, FlaskForm
 from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from crm_platform.engine import Actor
 from crm_platform.engine.errors import TooManyAttempts, Unauthenticated
 
-from .context import installation
+from .context import accounts
+from .payload import unstorable
+from .throttle import login_throttle
 
 bp = Blueprint("session_auth", __name__)
 csrf = CSRFProtect()
@@ -32,13 +36,19 @@ class SessionUser(UserMixin):
 @login_manager.user_loader
 def load_user(user_id: str) -> SessionUser | None:
     """Read on every request: a deactivated user's session ends at once."""
-    actor = installation().accounts.actor(user_id)
+    actor = accounts().actor(user_id)
     return SessionUser(actor) if actor else None
 
 
+def _storable(form, field) -> None:
+    problem = unstorable(field.data or "")
+    if problem:
+        raise ValidationError(problem)
+
+
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=100)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    username = StringField("Username", validators=[DataRequired(), Length(max=100), _storable])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200), _storable])
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -47,8 +57,9 @@ def login():
     status = 200
     if form.validate_on_submit():
         try:
-            actor = installation().accounts.authenticate(form.username.data, form.password.data,
-                                                         request.remote_addr or "")
+            username, password = form.username.data, form.password.data
+            actor = login_throttle().authenticate(
+                username, lambda: accounts().authenticate(username, password))
         except (Unauthenticated, TooManyAttempts) as exc:
             flash(exc.message.render(request.accept_languages.best_match(["en", "zh"]) or "en"), "error")
             status = 429 if isinstance(exc, TooManyAttempts) else 401
@@ -68,8 +79,14 @@ def logout():
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: never redirect a fresh login to another host."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only same-site paths: never redirect a fresh login to another host. Browsers drop tabs and
+    newlines from a Location and read a backslash as a slash, so ``/%09/evil.example`` and
+    ``/%5Cevil.example`` (decoded) are ``//evil.example`` to them: any control character, whitespace or
+    backslash refuses the target outright."""
+    if not target or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in target):
+        return url_for("pages.index")
+    parts = urlsplit(target)
+    if target.startswith("/") and not target.startswith("//") and not parts.scheme and not parts.netloc:
         return target
     return url_for("pages.index")
 

@@ -102,14 +102,24 @@ def test_a_claimed_record_cannot_be_claimed_again(client, auth, people, system, 
     assert act(client, auth("rep"), entity, record["id"], "claim").status_code == 200
     mine = (people["rep"].id, people["rep"].team)
 
-    # rep2 may no longer see it (it left the pool): as if it did not exist
-    error(act(client, auth("rep2"), entity, record["id"], "claim"), 404, "not_found")
-    # those who still see it are told it is taken
+    # rep2 may no longer see it (it left the pool), but saw it in the pool: told someone else claimed it
+    error(act(client, auth("rep2"), entity, record["id"], "claim"), 409, "conflict")
+    assert client.get(f"{URL}/{entity}/{record['id']}", headers=auth("rep2")).status_code == 404
+    # those who still see it are told it is taken too
     error(act(client, auth("rep"), entity, record["id"], "claim"), 409, "conflict")
     error(act(client, auth("manager"), entity, record["id"], "claim"), 409, "conflict")
     error(act(client, auth("admin"), entity, record["id"], "claim"), 409, "conflict")
     assert owner_of(system, entity, record["id"]) == mine
     assert [e["action"] for e in system.history(entity, record["id"])] == ["create", "claim"]
+
+
+def test_a_record_that_never_was_in_the_pool_stays_invisible_to_a_claim(client, auth, people, system):
+    """The 409 for a lost claim says nothing about records that were never pooled: those stay 404."""
+    record = make(system, "lead")
+    assert act(client, auth("rep"), "lead", record["id"], "claim").status_code == 200
+    system.release("lead", record["id"])
+    system.assign("lead", record["id"], people["rep"].id)
+    error(act(client, auth("rep2"), "lead", record["id"], "claim"), 404, "not_found")
 
 
 def test_a_role_without_pool_access_may_not_claim(client, auth, people, system):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import time
 
-import sqlalchemy as sa
+import limits
 
 
 def csrf_from(html: str) -> str:
@@ -83,15 +85,55 @@ def test_five_failed_logins_lock_the_username_even_with_the_right_password(clien
     assert client.post("/api/auth/token", json={"username": "rep2", "password": "rep2-password"}).status_code == 200
 
 
-def test_the_lock_lifts_when_the_window_passes(client, org, installation):
+def test_the_lock_lifts_when_the_window_passes(client, org, app):
+    throttle = app.extensions["crm_login_throttle"]
+    app.extensions["crm_login_throttle"] = dataclasses.replace(throttle, per_user=limits.parse("5 per 1 second"))
     for _ in range(5):
-        client.post("/api/auth/token", json={"username": "rep", "password": "wrong"})
-    failures = installation.runtime.tables["login_failures"]
-    with installation.db.begin() as conn:  # age the failures past the 15-minute window
-        rows = conn.execute(sa.select(failures.c.id, failures.c.at)).all()
-        for row in rows:
-            conn.execute(failures.update().where(failures.c.id == row.id).values(at=row.at.replace(year=row.at.year - 1)))
+        assert client.post("/api/auth/token", json={"username": "rep", "password": "wrong"}).status_code == 401
+    assert client.post("/api/auth/token", json={"username": "rep", "password": "rep-password"}).status_code == 429
+    time.sleep(1.2)
     assert client.post("/api/auth/token", json={"username": "rep", "password": "rep-password"}).status_code == 200
+
+
+def test_failures_from_one_address_lock_that_address_only(client, org, app):
+    throttle = app.extensions["crm_login_throttle"]
+    app.extensions["crm_login_throttle"] = dataclasses.replace(throttle, per_address=limits.parse("3 per 15 minutes"))
+    for name in ("a", "b", "c"):
+        assert client.post("/api/auth/token", json={"username": name, "password": "wrong"}).status_code == 401
+    assert client.post("/api/auth/token", json={"username": "rep", "password": "rep-password"}).status_code == 429
+    other = {"REMOTE_ADDR": "10.9.8.7"}
+    response = client.post("/api/auth/token", json={"username": "rep", "password": "rep-password"}, environ_base=other)
+    assert response.status_code == 200
+
+
+def test_x_forwarded_for_is_ignored_without_trusted_proxies(client, org, app):
+    """Without CRM_PROXY_HOPS a client cannot pick its own address to dodge the per-address limit."""
+    throttle = app.extensions["crm_login_throttle"]
+    app.extensions["crm_login_throttle"] = dataclasses.replace(throttle, per_address=limits.parse("2 per 15 minutes"))
+    for n in range(2):
+        headers = {"X-Forwarded-For": f"203.0.113.{n}"}
+        client.post("/api/auth/token", json={"username": "x", "password": "wrong"}, headers=headers)
+    response = client.post("/api/auth/token", json={"username": "rep", "password": "rep-password"},
+                           headers={"X-Forwarded-For": "203.0.113.99"})
+    assert response.status_code == 429
+
+
+def test_behind_a_trusted_proxy_each_client_address_counts_alone(org, installation):
+    """CRM_PROXY_HOPS=1: the proxy's X-Forwarded-For names the client, so one client's failures do not
+    lock out everyone behind the same load balancer."""
+    from crm_platform.web import create_app
+    installation.settings = dataclasses.replace(installation.settings, proxy_hops=1)
+    app = create_app(installation=installation)
+    throttle = app.extensions["crm_login_throttle"]
+    app.extensions["crm_login_throttle"] = dataclasses.replace(throttle, per_address=limits.parse("2 per 15 minutes"))
+    client = app.test_client()
+    attacker = {"X-Forwarded-For": "203.0.113.7"}
+    for _ in range(3):
+        client.post("/api/auth/token", json={"username": "x", "password": "wrong"}, headers=attacker)
+    assert client.post("/api/auth/token", json={"username": "rep", "password": "rep-password"},
+                       headers=attacker).status_code == 429
+    assert client.post("/api/auth/token", json={"username": "rep", "password": "rep-password"},
+                       headers={"X-Forwarded-For": "198.51.100.4"}).status_code == 200
 
 
 def test_a_successful_login_clears_the_failures_for_that_username(client, org):

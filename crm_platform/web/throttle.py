@@ -1,0 +1,77 @@
+"""Login throttling with Flask-Limiter's storage and moving-window strategy.
+
+Storage is Redis when ``CRM_REDIS_URL`` is set (every gunicorn worker and every host shares one
+count) and process memory otherwise (the embedded default: one process).
+
+- **Per username** (the lock-out): each attempt takes its place in the window *before* the password
+  is checked — one atomic hit — so twenty parallel guesses cannot all be evaluated: the sixth and
+  later get 429 whatever the password. A successful login clears the username's window.
+- **Per client address**: failed attempts only, so an office behind one NAT address is not locked
+  out by its own successful logins. The address is ``request.remote_addr``, which honours
+  ``X-Forwarded-For`` only through ``ProxyFix`` with the configured number of trusted proxies
+  (``CRM_PROXY_HOPS``); with none configured a client cannot spoof it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from limits import RateLimitItem, parse
+
+from crm_platform.engine import Actor
+from crm_platform.engine.errors import TooManyAttempts, Unauthenticated
+
+#: Defaults; ``app.config["CRM_LOGIN_LIMIT_USER"]`` / ``["CRM_LOGIN_LIMIT_ADDRESS"]`` override them.
+USER_LIMIT, ADDRESS_LIMIT = "5 per 15 minutes", "30 per 15 minutes"
+#: The endpoints that check passwords; Flask-Limiter's per-request hook skips every other one.
+LOGIN_ENDPOINTS = frozenset({"api_auth.issue_token", "session_auth.login"})
+
+
+@dataclass(frozen=True)
+class LoginThrottle:
+    limiter: Limiter
+    per_user: RateLimitItem
+    per_address: RateLimitItem
+
+    def authenticate(self, username: str, check: Callable[[], Actor]) -> Actor:
+        """``check()`` (which verifies the password) if the username and address have attempts left."""
+        strategy = self.limiter.limiter
+        user_key, address = _digest(username), request.remote_addr or "unknown"
+        if not strategy.test(self.per_address, "login-address", address):
+            raise self._too_many(self.per_address)
+        if not strategy.hit(self.per_user, "login-user", user_key):
+            raise self._too_many(self.per_user)
+        try:
+            actor = check()
+        except Unauthenticated:
+            strategy.hit(self.per_address, "login-address", address)
+            raise
+        strategy.clear(self.per_user, "login-user", user_key)
+        return actor
+
+    @staticmethod
+    def _too_many(item: RateLimitItem) -> TooManyAttempts:
+        return TooManyAttempts("too_many_attempts", minutes=max(1, item.get_expiry() // 60))
+
+
+def _digest(username: str) -> str:
+    """Usernames of any length and content make fixed-size keys."""
+    return hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def init_app(app: Flask, redis_url: str | None, key_prefix: str) -> None:
+    limiter = Limiter(key_func=lambda: request.remote_addr or "unknown", app=app,
+                      storage_uri=redis_url or "memory://", strategy="moving-window",
+                      key_prefix=key_prefix, headers_enabled=False)
+    limiter.request_filter(lambda: request.endpoint not in LOGIN_ENDPOINTS)
+    app.extensions["crm_login_throttle"] = LoginThrottle(
+        limiter, parse(app.config.get("CRM_LOGIN_LIMIT_USER", USER_LIMIT)),
+        parse(app.config.get("CRM_LOGIN_LIMIT_ADDRESS", ADDRESS_LIMIT)))
+
+
+def login_throttle() -> LoginThrottle:
+    return current_app.extensions["crm_login_throttle"]
