@@ -25,7 +25,7 @@ from limits import RateLimitItem, parse
 from crm_platform.engine import Actor
 from crm_platform.engine.errors import TooManyAttempts, Unauthenticated
 
-#: Defaults; ``app.config["CRM_LOGIN_LIMIT_USER"]`` / ``["CRM_LOGIN_LIMIT_ADDRESS"]`` override them.
+#: Failed attempts allowed in a moving window of 15 minutes: per username, and per client address.
 USER_LIMIT, ADDRESS_LIMIT = "5 per 15 minutes", "30 per 15 minutes"
 #: The endpoints that check passwords; Flask-Limiter's per-request hook skips every other one.
 LOGIN_ENDPOINTS = frozenset({"api_auth.issue_token", "session_auth.login"})
@@ -36,21 +36,23 @@ class LoginThrottle:
     limiter: Limiter
     per_user: RateLimitItem
     per_address: RateLimitItem
+    scope: str  # one installation's keys, apart from any other sharing the storage
 
     def authenticate(self, username: str, check: Callable[[], Actor]) -> Actor:
         """``check()`` (which verifies the password) if the username and address have attempts left."""
         strategy = self.limiter.limiter
-        user_key, address = _digest(username), request.remote_addr or "unknown"
-        if not strategy.test(self.per_address, "login-address", address):
+        user = (self.scope, "login-user", _digest(username))
+        address = (self.scope, "login-address", request.remote_addr or "unknown")
+        if not strategy.test(self.per_address, *address):
             raise self._too_many(self.per_address)
-        if not strategy.hit(self.per_user, "login-user", user_key):
+        if not strategy.hit(self.per_user, *user):
             raise self._too_many(self.per_user)
         try:
             actor = check()
         except Unauthenticated:
-            strategy.hit(self.per_address, "login-address", address)
+            strategy.hit(self.per_address, *address)
             raise
-        strategy.clear(self.per_user, "login-user", user_key)
+        strategy.clear(self.per_user, *user)
         return actor
 
     @staticmethod
@@ -63,14 +65,13 @@ def _digest(username: str) -> str:
     return hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def init_app(app: Flask, redis_url: str | None, key_prefix: str) -> None:
+def init_app(app: Flask, redis_url: str | None, scope: str) -> None:
     limiter = Limiter(key_func=lambda: request.remote_addr or "unknown", app=app,
                       storage_uri=redis_url or "memory://", strategy="moving-window",
-                      key_prefix=key_prefix, headers_enabled=False)
+                      key_prefix=f"crm-{scope}", headers_enabled=False)
     limiter.request_filter(lambda: request.endpoint not in LOGIN_ENDPOINTS)
-    app.extensions["crm_login_throttle"] = LoginThrottle(
-        limiter, parse(app.config.get("CRM_LOGIN_LIMIT_USER", USER_LIMIT)),
-        parse(app.config.get("CRM_LOGIN_LIMIT_ADDRESS", ADDRESS_LIMIT)))
+    app.extensions["crm_login_throttle"] = LoginThrottle(limiter, parse(USER_LIMIT), parse(ADDRESS_LIMIT),
+                                                         f"crm-{scope}")
 
 
 def login_throttle() -> LoginThrottle:
