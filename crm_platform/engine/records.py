@@ -92,7 +92,9 @@ class RecordService(OwnershipMixin):
         return entries
 
     # -- writes --------------------------------------------------------------------------------
-    def create(self, entity: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    def create(self, entity: str, data: Mapping[str, Any], *, action: str | None = None) -> dict[str, Any]:
+        """``action`` names the action creating the record (e.g. ``convert``), for stages only an
+        action may set; plain creates leave it None."""
         er = self._readable(entity)
         if self.access.policy(er).scope("create") == "none":
             raise Forbidden("forbidden_action", action="create", entity=er.name)
@@ -109,7 +111,7 @@ class RecordService(OwnershipMixin):
             record["owner"] = values["owner"] = self.actor.id
         now, actor_id = self.clock(), self.actor.id if self.actor else None
         record.update(id=new_id(), version=1, created_at=now, updated_at=now, created_by=actor_id, updated_by=actor_id)
-        er.validator.check(record, values, None, self._user, errors)
+        er.validator.check(record, values, None, self._user, errors, action=action)
         with self._transaction(er) as conn:
             integrity.check_references(self.runtime, er, conn, values, errors, self.access)
             if er.entity.owned:
@@ -132,7 +134,8 @@ class RecordService(OwnershipMixin):
         self._after_commit(event)
         return self._mask(er, out)
 
-    def update(self, entity: str, record_id: str, data: Mapping[str, Any], version: int | None) -> dict[str, Any]:
+    def update(self, entity: str, record_id: str, data: Mapping[str, Any], version: int | None, *,
+               action: str | None = None) -> dict[str, Any]:
         er = self._readable(entity)
         if type(version) is not int:
             raise BadRequest("version_required")
@@ -146,7 +149,7 @@ class RecordService(OwnershipMixin):
         values = er.validator.parse(data, errors)
         changed = {k: v for k, v in values.items() if old.get(k) != v}
         record = {**old, **changed}
-        er.validator.check(record, values, old, self._user, errors)
+        er.validator.check(record, values, old, self._user, errors, action=action)
         if not changed and not errors:
             return self._out(er, old)
         now, actor_id = self.clock(), self.actor.id if self.actor else None
