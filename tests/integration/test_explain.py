@@ -274,7 +274,8 @@ def crm(tmp_path, monkeypatch):
     runner = CliRunner()
 
     def run(*args):
-        return runner.invoke(main, list(args), env={"CRM_DATABASE_URL": url})
+        return runner.invoke(main, list(args), env={"CRM_DATABASE_URL": url,
+                                                    "CRM_INSTANCE_PATH": str(tmp_path / "instance")})
     assert run("init").exit_code == 0
     inst = Installation.open(Settings(database_url=url))
     inst.accounts.create_team("Shanghai")
