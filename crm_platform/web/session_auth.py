@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
 from flask_wtf import CSRFProtect, FlaskForm
 from wtforms import PasswordField, StringField
@@ -91,7 +92,18 @@ def _safe_next(target: str | None) -> str:
     return url_for("pages.index")
 
 
+class PageSessions(SecureCookieSessionInterface):
+    """Cookie sessions for pages only. The JSON API takes bearer tokens and never reads a session, so
+    its requests get a null session: no cookie to verify on the way in, none to sign on the way out."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/api/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask, api_blueprints) -> None:
+    app.session_interface = PageSessions()
     secure = app.config.get("SESSION_COOKIE_SECURE", False)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SECURE=secure,
