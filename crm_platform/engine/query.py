@@ -24,6 +24,8 @@ from .runtime import EntityRuntime
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
+#: Values one ``in`` filter may list, and filters one list may combine (bounded SQL, bounded parameters).
+MAX_IN_VALUES, MAX_FILTERS = 500, 50
 #: Offset paging goes this deep at most (deeper pages: use the cursor, which is as fast at any depth).
 MAX_PAGE = 100_000
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "isnull")
@@ -78,7 +80,10 @@ def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = froze
             value = _parse_value(er, name, flt.value)
             return sa.cast(column, sa.Text).contains(json.dumps(value), autoescape=True)
         if op == "in":
-            values = [_parse_value(er, name, part) for part in flt.value.split(",")]
+            parts = flt.value.split(",")
+            if len(parts) > MAX_IN_VALUES:
+                raise Invalid("filter_values", max=MAX_IN_VALUES)
+            values = [_parse_value(er, name, part) for part in parts]
             if None in values:
                 raise Invalid("filter_value")
             return column.in_(values)

@@ -26,7 +26,7 @@ from .errors import BadRequest, Conflict, Duplicate, FieldsForbidden, Forbidden,
 from .fieldtypes import Invalid
 from .hooks import NO_HOOKS, RecordEvent, RecordHooks
 from .messages import Message
-from .query import MAX_LIMIT, MAX_PAGE, ListQuery, after_cursor, encode_cursor, filter_clause, order_by, search_clause, sort_keys
+from .query import MAX_FILTERS, MAX_LIMIT, MAX_PAGE, ListQuery, after_cursor, encode_cursor, filter_clause, order_by, search_clause, sort_keys
 from .ownership import OwnershipMixin
 from .runtime import EntityRuntime, Runtime
 
@@ -41,7 +41,7 @@ class RecordService(OwnershipMixin):
         self.runtime, self.actor, self.hooks, self.clock = runtime, actor, hooks, clock
         self.db = UnitOfWork.of(db)
         self._user = actor.as_expression_user() if actor else None
-        self.access = Access(runtime, db, actor)
+        self.access = Access(runtime, self.db, actor)
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, entity: str, record_id: str) -> dict[str, Any]:
@@ -57,6 +57,8 @@ class RecordService(OwnershipMixin):
         if query.page is not None and (not 1 <= query.page <= MAX_PAGE or query.cursor):
             raise BadRequest("bad_paging", detail=f"page must be between 1 and {MAX_PAGE}, and not combined with "
                                                   "cursor (the cursor pages to any depth)")
+        if len(query.filters) > MAX_FILTERS:
+            raise BadRequest("bad_paging", detail=f"at most {MAX_FILTERS} filters")
         hidden = self.access.policy(er).hidden
         where = [self.access.clause(er, "read")]
         where += [filter_clause(er, f, hidden) for f in query.filters]

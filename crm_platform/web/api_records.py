@@ -27,6 +27,18 @@ def _int(name: str, text: str | None, default: int | None) -> int | None:
         raise BadRequest("bad_paging", detail=f"{name} must be a whole number") from None
 
 
+def _flag(name: str, text: str | None) -> bool:
+    if text is None:
+        return False
+    value = _FLAGS.get(text.lower())
+    if value is None:
+        raise BadRequest("bad_paging", detail=f"{name} must be true or false")
+    return value
+
+
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
+
+
 def list_query() -> ListQuery:
     """``?filter[field]=v&filter[field][op]=v&q=&sort=-a,b&limit=&cursor=|page=&count=true``"""
     filters = []
@@ -40,7 +52,7 @@ def list_query() -> ListQuery:
     return ListQuery(filters=filters, sort=[s for s in args.get("sort", "").split(",") if s],
                      search=args.get("q"), limit=_int("limit", args.get("limit"), 50),
                      cursor=args.get("cursor"), page=_int("page", args.get("page"), None),
-                     count=args.get("count", "").lower() in ("1", "true", "yes"))
+                     count=_flag("count", args.get("count")))
 
 
 def _version(body: dict) -> int | None:
