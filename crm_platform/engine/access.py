@@ -30,6 +30,10 @@ class Access:
         self.user = actor.as_expression_user() if actor else {}
 
     # -- the org tree --------------------------------------------------------------------------
+    # Permission checks need only the actor's branch of the tree: the teams above the actor's team
+    # (sharing rules for "team X or below") and the teams below it (subtree scope), each one
+    # recursive query over the parent index, made when first needed. The whole table is read only
+    # to name teams in explanations.
     @cached_property
     def _teams(self) -> tuple[dict[str, str | None], dict[str, str]]:
         teams = self.runtime.tables["teams"]
@@ -44,23 +48,30 @@ class Access:
         """The team and every team below it."""
         if team_id is None:
             return frozenset()
-        parents = self._teams[0]
-        result, frontier = {team_id}, {team_id}
-        while frontier:
-            frontier = {t for t, p in parents.items() if p in frontier} - result
-            result |= frontier
-        return frozenset(result)
+        teams = self.runtime.tables["teams"]
+        down = sa.select(teams.c.id).where(teams.c.id == team_id).cte("down", recursive=True)
+        down = down.union_all(sa.select(teams.c.id).join(down, teams.c.parent_id == down.c.id))
+        with self.db.connect() as conn:
+            return frozenset(conn.scalars(sa.select(down.c.id)))
 
     @cached_property
     def my_subtree(self) -> frozenset[str]:
         return self.subtree(self.actor.team if self.actor else None)
 
+    @cached_property
+    def _my_branch(self) -> frozenset[str]:
+        """Names of the actor's team and every team above it."""
+        if self.actor is None or self.actor.team is None:
+            return frozenset()
+        teams = self.runtime.tables["teams"]
+        up = sa.select(teams.c.parent_id, teams.c.name).where(teams.c.id == self.actor.team).cte("up", recursive=True)
+        up = up.union_all(sa.select(teams.c.parent_id, teams.c.name).join(up, teams.c.id == up.c.parent_id))
+        with self.db.connect() as conn:
+            return frozenset(conn.scalars(sa.select(up.c.name)))
+
     def _in_team(self, team_name: str | None) -> bool:
         """Whether the actor is in the named team or below it (None: no team restriction)."""
-        if team_name is None:
-            return True
-        ids = [t for t, name in self._teams[1].items() if name == team_name]
-        return bool(ids) and self.actor is not None and self.actor.team in self.subtree(ids[0])
+        return team_name is None or team_name in self._my_branch
 
     # -- policies ------------------------------------------------------------------------------
     def policy(self, er: EntityRuntime) -> EntityPolicy:
