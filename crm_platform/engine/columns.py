@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -12,6 +12,10 @@ class UTCDateTime(sa.types.TypeDecorator):
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+
+    @property
+    def python_type(self) -> type:
+        return datetime
 
     def process_bind_param(self, value, dialect):
         if value is not None and dialect.name == "sqlite":

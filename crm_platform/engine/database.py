@@ -73,7 +73,8 @@ class UnitOfWork:
     def __init__(self, engine: sa.Engine, hold: bool = True):
         self.engine, self.hold = engine, hold
         self._conn: sa.Connection | None = None
-        self._depth = 0
+        self._uses = 0  # open connect()/begin() blocks: with hold=False the last one to end closes
+        self._writing = False
 
     @classmethod
     def of(cls, db: sa.Engine | UnitOfWork) -> UnitOfWork:
@@ -90,47 +91,44 @@ class UnitOfWork:
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
+        self._uses += 1
         try:
             yield self._connection()
         finally:
-            if not self.hold and not self._depth:
+            self._uses -= 1
+            if not self.hold and not self._uses:
                 self.close()
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
         conn = self._connection()
-        if self._depth:
-            self._depth += 1
+        self._uses += 1
+        try:
+            if self._writing:  # joins the unit's open write transaction
+                yield conn
+                return
+            if conn.in_transaction() and conn.dialect.name == "sqlite":
+                conn.rollback()  # a read snapshot cannot become a write transaction safely: start one
+            if not conn.in_transaction():
+                conn.info[WRITE] = True
+                conn.begin()
+            self._writing = True
             try:
                 yield conn
-            finally:
-                self._depth -= 1
-            return
-        if conn.in_transaction() and conn.dialect.name == "sqlite":
-            conn.rollback()  # a read snapshot cannot become a write transaction safely: start one
-        if not conn.in_transaction():
-            conn.info[WRITE] = True
-            conn.begin()
-        self._depth = 1
-        try:
-            yield conn
-        except BaseException:
-            self._depth = 0
-            self._end(conn.rollback)
-            raise
-        self._depth = 0
-        self._end(conn.commit)
-
-    def _end(self, finish) -> None:
-        try:
-            finish()
+            except BaseException:
+                self._writing = False
+                conn.rollback()
+                raise
+            self._writing = False
+            conn.commit()
         finally:
-            if not self.hold:
+            self._uses -= 1
+            if not self.hold and not self._uses:
                 self.close()
 
     def close(self) -> None:
         """Give the connection back to the pool (an open read transaction is rolled back)."""
-        conn, self._conn, self._depth = self._conn, None, 0
+        conn, self._conn, self._writing = self._conn, None, False
         if conn is not None:
             conn.close()
 

@@ -116,7 +116,7 @@ def test_stage_gates_require_fields_and_conditions_to_enter_a_stage(rep):
     deal = opportunity(rep)
     assert invalid(lambda: rep.update("opportunity", deal["id"], {"stage": "proposal"}, 1)) == \
         {"amount": ["gate_required"]}
-    assert invalid(lambda: opportunity(rep, stage="proposal")) == {"amount": ["gate_required"]}
+    assert invalid(lambda: opportunity(rep, stage="proposal")) == {"stage": ["stage_entry"]}
     moved = rep.update("opportunity", deal["id"], {"stage": "proposal", "amount": 9000}, 1)
     assert (moved["stage"], moved["version"]) == ("proposal", 2)
     base = {"name": "Deal", "account": account(rep)["id"], "amount": 100, "stage": "active",
@@ -133,13 +133,11 @@ def test_stage_gates_require_fields_and_conditions_to_enter_a_stage(rep):
 def test_stage_transitions_are_enforced(rep, admin):
     lead = rep.create("lead", {"name": "Li"})
     assert lead["stage"] == "new"
-    lead = rep.update("lead", lead["id"], {"stage": "converted"}, 1)
-    # a converted lead is read-only to reps; the admin may still try to move it
-    for target in ("new", "paused", "following_up"):
+    lead = rep.update("lead", lead["id"], {"stage": "invalid", "invalid_reason": "Wrong number"}, 1)
+    for target in ("new", "following_up", "assigned"):  # an invalid lead may only be paused
         assert invalid(lambda: admin.update("lead", lead["id"], {"stage": target}, 2)) == {"stage": ["transition"]}
-    assert invalid(lambda: admin.update("lead", lead["id"], {"stage": "invalid"}, 2)) == \
-        {"stage": ["transition"], "invalid_reason": ["required"]}
     assert invalid(lambda: admin.update("lead", lead["id"], {"stage": "nowhere"}, 2)) == {"stage": ["stage"]}
+    assert admin.update("lead", lead["id"], {"stage": "paused"}, 2)["stage"] == "paused"
 
 
 def test_required_if_applies_when_its_condition_holds(rep):
@@ -322,8 +320,12 @@ def test_of_two_writes_from_the_same_version_exactly_one_wins(installation, org)
         first.update("lead", lead["id"], {"name": "ghost"}, 2)
 
 
-def test_a_write_racing_inside_the_transaction_is_rejected_as_stale(installation, org):
-    """B commits between A's version check and A's UPDATE: A must fail, not overwrite B."""
+def test_a_write_racing_inside_the_transaction_is_rejected_as_stale(installation, org, backend):
+    """B commits between A's version check and A's UPDATE: A must fail, not overwrite B. (PostgreSQL
+    only: on SQLite a write transaction holds the write lock from its start, so B cannot commit
+    inside A — B would wait for A instead.)"""
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises write transactions (BEGIN IMMEDIATE): this interleaving cannot happen")
     lead = installation.records(org["rep"]).create("lead", {"name": "Li"})
     other = installation.records(org["manager"])
 
@@ -432,3 +434,60 @@ def test_values_too_large_for_their_columns_are_validation_errors(rep):
         {"duration_minutes": ["max"]}
     assert opportunity(rep, account=acct, amount=10 ** 18 - 1)["amount"] == 10 ** 18 - 1
 
+
+
+# --- where a record may start, and stages only an action may set --------------------------------------
+
+def test_a_record_cannot_be_created_in_a_later_stage(rep):
+    with pytest.raises(RecordInvalid) as info:
+        opportunity(rep, stage="won", amount=5000)
+    assert list(info.value.fields) == ["stage"]
+    [message] = info.value.fields["stage"]
+    assert message.key == "stage_entry"
+    assert message.render("en") == "A new Opportunity cannot start in stage 'Won' (it may start in: Initial contact)."
+    assert message.render("zh") == "新建的商机不能直接处于阶段「赢单」（可用的起始阶段：初步接洽）。"
+    assert invalid(lambda: rep.create("lead", {"name": "Li", "stage": "following_up"})) == {"stage": ["stage_entry"]}
+    assert invalid(lambda: rep.create("tender", {"title": "T", "stage": "won"})) == {"stage": ["stage_entry"]}
+    assert rep.create("lead", {"name": "Li", "stage": "new"})["stage"] == "new"  # the initial stage, named
+
+
+def test_an_entry_stage_may_be_entered_at_create_but_its_gate_applies(rep):
+    base = {"name": "Signed on paper", "account": account(rep)["id"], "amount": 100, "stage": "active"}
+    assert invalid(lambda: rep.create("contract", base)) == \
+        {"signed_on": ["gate_required"], "start_date": ["gate_required"]}
+    with pytest.raises(RecordInvalid) as info:
+        rep.create("contract", {**base, "signed_on": "2026-01-01"})
+    assert [m.render("zh") for m in info.value.fields["start_date"]] == ["进入阶段「执行中」时必填。"]
+    contract = rep.create("contract", {**base, "signed_on": "2026-01-01", "start_date": "2026-01-02"})
+    assert contract["stage"] == "active"
+    assert invalid(lambda: rep.create("contract", {**base, "stage": "completed"})) == {"stage": ["stage_entry"]}
+
+
+def test_a_stage_only_an_action_may_set_is_refused_to_a_plain_write(rep, admin):
+    lead = rep.create("lead", {"name": "Li"})
+    for svc in (rep, admin):
+        with pytest.raises(RecordInvalid) as info:
+            svc.update("lead", lead["id"], {"stage": "converted"}, 1)
+        assert list(info.value.fields) == ["stage"]
+        [message] = info.value.fields["stage"]
+        assert message.key == "stage_action_only"
+        assert message.render("en") == "Stage 'Converted' is set by the convert action."
+        assert message.render("zh") == "阶段「已转化」只能通过转化操作进入。"
+    assert invalid(lambda: rep.create("lead", {"name": "Wang", "stage": "converted"})) == \
+        {"stage": ["stage_action_only"]}
+    stored = rep.get("lead", lead["id"])
+    assert (stored["stage"], stored["version"]) == ("new", 1)
+
+
+def test_the_named_action_may_set_its_stage_and_the_transitions_still_apply(rules_runtime):
+    validator = rules_runtime.entities["lead"].validator
+    old = {"stage": "following_up", "name": "Li"}
+
+    def errors_moving(old, action):
+        errors = {}
+        validator.check({**old, "stage": "converted"}, {"stage": "converted"}, old, None, errors, action=action)
+        return {name: [m.key for m in messages] for name, messages in errors.items()}
+    assert errors_moving(old, "convert") == {}
+    assert errors_moving(old, None) == {"stage": ["stage_action_only"]}
+    assert errors_moving(old, "update") == {"stage": ["stage_action_only"]}
+    assert errors_moving({**old, "stage": "invalid"}, "convert") == {"stage": ["transition"]}
