@@ -1,7 +1,13 @@
-"""The `crm` command."""
+"""The `crm` command.
+
+Every failure is one line on stderr, ``error: <what> ...; <the command to run next>``, and exit
+status 1; the traceback only with ``CRM_LOG_LEVEL=DEBUG``. Definition problems are one line each.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -9,29 +15,103 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .logs import configure_logging, debug_enabled
 from .metadata import DefinitionError
 
 console = Console()
-err = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
-def _open(ctx: click.Context):
-    from .installation import Installation, Settings
+def fail(message: str, status: int = 1):
+    """Print ``error: message`` as one line on stderr and exit."""
+    click.echo(click.style("error:", fg="red") + " " + " ".join(message.split()), err=True)
+    sys.exit(status)
+
+
+def _shown(url: str) -> str:
+    import sqlalchemy as sa
     try:
-        return Installation.open(Settings.from_env(packs=ctx.obj.get("packs"), database_url=ctx.obj.get("database")))
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "the configured database"
+
+
+def _reason(exc: Exception) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return lines[0] if lines else type(cause).__name__
+
+
+def _open(ctx: click.Context, initialised: bool = True):
+    """The installation for this command. With ``initialised`` (every command but `crm init`), a
+    database that `crm init` never prepared is refused before anything is written to it."""
+    import sqlalchemy as sa
+    from .installation import Installation, Settings
+    settings = Settings.from_env(packs=ctx.obj.get("packs"), database_url=ctx.obj.get("database"))
+    try:
+        inst = Installation.open(settings)
     except DefinitionError as exc:
         for problem in exc.problems:
-            err.print(str(problem), markup=False, highlight=False)
-        err.print(f"[red]{len(exc.problems)} problem(s) in the definitions[/red]")
-        sys.exit(1)
+            click.echo(str(problem), err=True)
+        fail(f"{len(exc.problems)} problem(s) in the definitions; fix them, then check with "
+             f"`crm definitions validate PACK`")
+    try:
+        if initialised:
+            inst.check_initialised()
+        else:
+            inst.make_folder()
+            with inst.db.connect():
+                pass
+    except sa.exc.OperationalError as exc:
+        fail(f"cannot connect to {_shown(settings.database_url)}: {_reason(exc)}; check CRM_DATABASE_URL")
+    return inst
 
 
-@click.group()
+def _one_line(exc: Exception) -> str | None:
+    """The error line for the failures a command can meet, or None for a bug (shown as such)."""
+    import sqlalchemy as sa
+    from .engine.errors import RecordError
+    from .installation import NotInitialised, SchemaBehind
+    if isinstance(exc, RecordError):
+        return exc.message.render()
+    if isinstance(exc, NotInitialised):
+        return str(exc)
+    if isinstance(exc, SchemaBehind):
+        return (f"the database schema is behind the definitions ({len(exc.steps)} change(s) pending); "
+                f"run `crm migrate --plan` to review them, then `crm migrate --apply`")
+    if isinstance(exc, sa.exc.OperationalError):
+        return f"database error: {_reason(exc)}; check CRM_DATABASE_URL and that the database is running"
+    if isinstance(exc, sa.exc.DBAPIError):  # the database refused (not a bug of ours wrapped by SQLAlchemy)
+        return f"database error: {_reason(exc)}"
+    return None
+
+
+class CrmGroup(click.Group):
+    """Turns any exception a command raises into one line and exit 1 (a traceback only at DEBUG)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            line = _one_line(exc)
+            if line is None:
+                log.debug("unexpected error", exc_info=exc)
+                line = (f"unexpected {type(exc).__name__}: {_reason(exc)} "
+                        f"(run again with CRM_LOG_LEVEL=DEBUG for the traceback)")
+            fail(line)
+
+
+@click.group(cls=CrmGroup)
 @click.option("--packs", envvar="CRM_PACKS", help="Packs to load (default: base).")
 @click.option("--database", envvar="CRM_DATABASE_URL", help="Database URL (default: SQLite under instance/).")
 @click.pass_context
 def main(ctx: click.Context, packs: str | None, database: str | None) -> None:
     """A metadata-driven CRM."""
+    configure_logging()
     ctx.obj = {"packs": packs, "database": database}
 
 
@@ -39,10 +119,15 @@ def main(ctx: click.Context, packs: str | None, database: str | None) -> None:
 @click.option("--demo", is_flag=True, help="Also create demo users for each role and sample records.")
 @click.pass_context
 def init(ctx, demo: bool) -> None:
-    """Create or upgrade the database for the installed packs."""
-    inst = _open(ctx)
+    """Create or upgrade the database for the installed packs (and the instance's secret key)."""
+    from .installation import SECRET_KEY_FILE, ensure_secret_key, instance_path
+    inst = _open(ctx, initialised=False)
     done = inst.migrate()
-    console.print(f"Database ready: {len(done)} change(s) applied ({inst.db.url.render_as_string(hide_password=True)}).")
+    console.print(f"Database ready: {len(done)} change(s) applied ({inst.db.url.render_as_string(hide_password=True)}).",
+                  soft_wrap=True)
+    if not os.environ.get("CRM_SECRET_KEY") and ensure_secret_key(instance_path()):
+        console.print(f"Session key written to {instance_path() / SECRET_KEY_FILE} (mode 600; keep it private).",
+                      soft_wrap=True, markup=False, highlight=False)
     if demo:
         from .demo import install_demo
         users = install_demo(inst)
@@ -60,13 +145,8 @@ def init(ctx, demo: bool) -> None:
 @click.pass_context
 def serve(ctx, host: str, port: int) -> None:
     """Serve the web UI and API (development server; use gunicorn in production)."""
-    from .installation import SchemaBehind
     from .web import create_app
-    try:
-        app = create_app(installation=_open(ctx))
-    except SchemaBehind as exc:
-        err.print(str(exc), markup=False)
-        sys.exit(1)
+    app = create_app(installation=_open(ctx))
     console.print(f"Serving on http://{host}:{port}  (API: /api, OpenAPI: /api/openapi.json)")
     app.run(host=host, port=port, threaded=True)
 
@@ -173,8 +253,7 @@ def permissions_explain(ctx, username, entity, action, record_id, field) -> None
         subject = inst.accounts.find_actor(username)
         answer = inst.records(None).explain(entity, action, subject, record_id, field)
     except RecordError as exc:
-        err.print(f"[red]error:[/red] {exc.message.render()}")
-        sys.exit(2)
+        fail(exc.message.render(), status=2)
     verdict = "[green]ALLOWED[/green]" if answer["allowed"] else "[red]DENIED[/red]"
     target = f"{entity} {record_id}" if record_id else entity
     console.print(f"{verdict}: {subject.username} ({subject.role}) {action} {target}" + (f" field {field}" if field else ""),
@@ -185,10 +264,5 @@ def permissions_explain(ctx, username, entity, action, record_id, field) -> None
 
 
 def _run(action, success: str) -> None:
-    from .engine.errors import RecordError
-    try:
-        action()
-    except RecordError as exc:
-        err.print(f"[red]error:[/red] {exc.message.render()}")
-        sys.exit(1)
-    console.print(success)
+    action()  # a RecordError becomes `error: <message>`, exit 1 (CrmGroup)
+    console.print(success, markup=False, highlight=False)

@@ -60,13 +60,13 @@ def install_demo(inst: Installation) -> list[tuple[str, str, str, str]]:
     contact = as_rep.create("contact", {"first_name": "Wei", "last_name": "Zhang", "account": fresh["id"],
                                         "title": "Purchasing Manager", "mobile": "13800138001",
                                         "email": "wei.zhang@freshmart.example"})
-    as_rep.create("opportunity", {"name": "Fresh Mart — 50 seats", "account": fresh["id"],
-                                  "primary_contact": contact["id"], "amount": 60000, "probability": 30,
-                                  "expected_close_date": _day(45), "stage": "needs_confirmed"})
+    _advance(as_rep, "opportunity", as_rep.create("opportunity", {
+        "name": "Fresh Mart — 50 seats", "account": fresh["id"], "primary_contact": contact["id"],
+        "amount": 60000, "probability": 30, "expected_close_date": _day(45)}), "needs_confirmed")
     edu = accounts_by_name["Hangzhou Bright Education"]
-    as_rep2.create("opportunity", {"name": "Bright Education — implementation", "account": edu["id"],
-                                   "amount": 90000, "probability": 50, "expected_close_date": _day(20),
-                                   "stage": "proposal"})
+    _advance(as_rep2, "opportunity", as_rep2.create("opportunity", {
+        "name": "Bright Education — implementation", "account": edu["id"], "amount": 90000, "probability": 50,
+        "expected_close_date": _day(20)}), "proposal")
     for name, mobile, source, company in [("Li Na", "13900139001", "web_form", "Ningbo Harbour Foods"),
                                           ("Wang Fang", "13900139002", "event", "Wuxi Smart Home"),
                                           ("Chen Jie", "13900139003", "canvassing", "Corner Store #12")]:
@@ -91,6 +91,11 @@ def install_demo(inst: Installation) -> list[tuple[str, str, str, str]]:
                    else {"title": "Zhejiang Provincial Hospital — CRM procurement",
                          "buyer": "Zhejiang Provincial Hospital", "budget": 800000})
     return USERS
+
+
+def _advance(service, entity: str, record: dict, stage: str) -> dict:
+    """Move a record on to ``stage`` the way a user would: new records start in their initial stage."""
+    return service.update(entity, record["id"], {"stage": stage}, record["version"])
 
 
 def _choices(entity, field_name: str) -> set[str]:

@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from .database import new_id, utcnow
 from .errors import BadRequest, Conflict, NotFound, Unauthenticated
+from .messages import Message
 
 TOKEN_LIFETIME = timedelta(days=30)
 #: The longest username the users table holds; a longer one cannot exist, so it is not looked up.
@@ -68,7 +69,7 @@ class Accounts:
                 if parent_id is None:
                     raise NotFound("not_found", entity="team", id=parent)
             if conn.scalar(sa.select(teams.c.id).where(teams.c.name == name)):
-                raise Conflict("bad_payload", detail=f"a team named {name!r} exists already")
+                raise Conflict("bad_payload", detail=Message("team_exists", {"name": name}))
             team_id = new_id()
             conn.execute(teams.insert().values(id=team_id, name=name, parent_id=parent_id, created_at=utcnow()))
         return team_id
@@ -81,11 +82,12 @@ class Accounts:
     def create_user(self, username: str, password: str, role: str, team: str | None = None,
                     display_name: str | None = None, locale: str = "en") -> str:
         if self.roles is not None and role not in self.roles:
-            raise BadRequest("bad_payload", detail=f"unknown role {role!r} (known: {', '.join(sorted(self.roles))})")
+            raise BadRequest("bad_payload", detail=Message("unknown_role", {"name": role,
+                                                                            "choices": ", ".join(sorted(self.roles))}))
         if not 1 <= len(username) <= USERNAME_MAX or "\x00" in username:
-            raise BadRequest("bad_payload", detail=f"a username has 1 to {USERNAME_MAX} characters")
+            raise BadRequest("bad_payload", detail=Message("username_length", {"max": USERNAME_MAX}))
         if len(password) < 8:
-            raise BadRequest("bad_payload", detail="a password needs at least 8 characters")
+            raise BadRequest("bad_payload", detail=Message("password_length", {"min": 8}))
         users = self.t["users"]
         team_id = None
         if team:
@@ -100,7 +102,7 @@ class Accounts:
                     password_hash=self.hasher.hash(password), role=role, team_id=team_id, locale=locale,
                     active=True, created_at=utcnow()))
         except sa.exc.IntegrityError:
-            raise Conflict("bad_payload", detail=f"a user named {username!r} exists already") from None
+            raise Conflict("bad_payload", detail=Message("user_exists", {"name": username})) from None
         return user_id
 
     def deactivate_user(self, username: str) -> None:

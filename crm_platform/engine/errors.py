@@ -35,9 +35,11 @@ class Forbidden(RecordError):
 class FieldsForbidden(Forbidden):
     """The request writes fields the caller may not write; ``fields`` maps each to its message."""
 
-    def __init__(self, fields: dict[str, list[Message]]):
+    def __init__(self, fields: dict[str, list[Message]], labels: dict[str, object] | None = None):
+        """``labels``: field name → its label (a locale map), so the message names fields as users know them."""
         self.fields = fields
-        super().__init__("forbidden_fields", fields=", ".join(sorted(fields)))
+        labels = labels or {}
+        super().__init__("forbidden_fields", fields=tuple(labels.get(name, name) for name in sorted(fields)))
 
 
 class TooManyAttempts(RecordError):

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from .accounts import Actor
 from .database import new_id, utcnow
 from .errors import BadRequest, NotFound
+from .messages import Message
 
 MAX_SIZE = 16 * 1024 * 1024
 
@@ -52,9 +53,9 @@ class FileStore:
 
     def save(self, name: str, content_type: str, data: bytes, actor: Actor | None) -> StoredFile:
         if not data:
-            raise BadRequest("bad_payload", detail="the file is empty")
+            raise BadRequest("bad_payload", detail=Message("file_empty"))
         if len(data) > MAX_SIZE:
-            raise BadRequest("bad_payload", detail=f"the file is larger than {MAX_SIZE // (1024 * 1024)} MiB")
+            raise BadRequest("bad_payload", detail=Message("file_too_large", {"max": MAX_SIZE // (1024 * 1024)}))
         stored = StoredFile(new_id(), (name or "file")[:255], (content_type or "application/octet-stream")[:127],
                             len(data), hashlib.sha256(data).hexdigest())
         with self.db.begin() as conn:

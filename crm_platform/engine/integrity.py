@@ -37,7 +37,8 @@ def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, c
                 target = users
             exists = conn.scalar(sa.select(target.c.id).where(target.c.id == value, scope)) is not None
         if not exists:
-            errors.setdefault(f.name, []).append(Message("reference", {"target": f.target or f.type, "value": value}))
+            target = runtime.entities[f.target].entity.label if f.type == "reference" else f.type
+            errors.setdefault(f.name, []).append(Message("reference", {"target": target, "value": value}))
 
 
 
@@ -65,7 +66,8 @@ def check_duplicates(er: EntityRuntime, conn: sa.Connection, record: Mapping[str
         if existing is not None:
             if message:  # the rule's own words, per locale
                 raise Duplicate("custom", existing_id=existing, text=dict(message))
-            raise Duplicate("duplicate", existing_id=existing, entity=entity.name, fields=", ".join(fields))
+            raise Duplicate("duplicate", existing_id=existing, entity=entity.label,
+                            fields=tuple(entity.field(name).label for name in fields))
 
 
 _ADVISORY_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
@@ -134,4 +136,5 @@ def check_incoming(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, rec
         table = runtime.entities[entity].table
         # Existence only: a count would include records the caller may not see.
         if conn.scalar(sa.select(table.c.id).where(table.c[field] == record_id).limit(1)) is not None:
-            raise Conflict("referenced", other=entity, field=field)
+            other = runtime.entities[entity].entity
+            raise Conflict("referenced", other=other.label, field=other.field(field).label)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from . import audit
 from .errors import BadRequest, Conflict, Forbidden, NotFound
 from .fieldtypes import Invalid
+from .messages import Message
 from .runtime import EntityRuntime
 
 
@@ -31,7 +32,7 @@ class OwnershipMixin:
                 raise Conflict("already_owned") from None
             raise
         if not self.access.policy(er).pool:
-            raise Forbidden("forbidden_action", action="claim", entity=er.name)
+            raise Forbidden("forbidden_action", action="claim", entity=er.entity.label)
         if old["owner"] is not None:
             raise Conflict("already_owned")
         return self._set_owner(er, old, self.actor.id, self.actor.team, "claim")
@@ -41,7 +42,7 @@ class OwnershipMixin:
         er, old = self._pooled_record(entity, record_id)
         mine = old["owner"] is not None and old["owner"] == (self.actor.id if self.actor else None)
         if not (mine and self.access.policy(er).pool) and not self.access.check(er, "assign", old)[0]:
-            raise Forbidden("forbidden_action", action="release", entity=er.name)
+            raise Forbidden("forbidden_action", action="release", entity=er.entity.label)
         if old["owner"] is None:
             return self._out(er, old)
         return self._set_owner(er, old, None, None, "release")
@@ -50,18 +51,18 @@ class OwnershipMixin:
         """Give a record to another user (within the caller's assign scope), or to the pool (None)."""
         er = self._readable(entity)
         if not er.entity.owned:
-            raise BadRequest("bad_payload", detail=f"{er.name} records have no owner")
+            raise BadRequest("bad_payload", detail=Message("no_owner", {"entity": er.entity.label}))
         try:
             owner = er.validator.checks["owner"](owner)
         except Invalid:
-            raise BadRequest("bad_payload", detail='send {"owner": "<user id>"} (or null for the public pool)') from None
+            raise BadRequest("bad_payload", detail=Message("owner_payload")) from None
         with self.db.connect() as conn:
             old = self._load(er, conn, record_id)
             target_team = self._active_user_team(conn, owner) if owner is not None else None
         if not self.access.check(er, "assign", old)[0]:
-            raise Forbidden("forbidden_action", action="assign", entity=er.name)
+            raise Forbidden("forbidden_action", action="assign", entity=er.entity.label)
         if owner is None and not er.entity.pooled:
-            raise BadRequest("not_pooled", entity=er.name)
+            raise BadRequest("not_pooled", entity=er.entity.label)
         if owner is not None and not self.access.may_assign_to(er, target_team):
             raise Forbidden("assign_target")
         if owner == old["owner"]:
@@ -81,7 +82,7 @@ class OwnershipMixin:
     def _pooled_record(self, entity: str, record_id: str):
         er = self._readable(entity)
         if not er.entity.pooled:
-            raise BadRequest("not_pooled", entity=er.name)
+            raise BadRequest("not_pooled", entity=er.entity.label)
         with self.db.connect() as conn:
             return er, self._load(er, conn, record_id)
 

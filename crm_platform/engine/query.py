@@ -66,7 +66,8 @@ def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = froze
     name, op = flt.field, flt.op
     known = _queryable(er, name, hidden)
     if not known or op not in OPERATORS:
-        detail = f"unknown operator {op!r} (use {', '.join(OPERATORS)})" if known else "no such field"
+        detail = Message("unknown_operator", {"op": op, "operators": ", ".join(OPERATORS)}) if known \
+            else Message("no_such_field")
         raise BadRequest("bad_filter", field=name, detail=detail)
     column = er.table.c[name]
     kind = er.entity.field(name).type if er.entity.has_field(name) else None
@@ -97,7 +98,7 @@ def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = froze
         if value is None and op not in ("eq", "ne"):  # eq/ne with nothing: IS NULL / IS NOT NULL
             raise Invalid("filter_value")
     except Invalid as exc:
-        raise BadRequest("bad_filter", field=name, detail=Message(exc.key, exc.params).render()) from None
+        raise BadRequest("bad_filter", field=name, detail=Message(exc.key, exc.params)) from None
     return _COMPARISONS[op](column, value)
 
 

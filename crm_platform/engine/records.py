@@ -29,6 +29,7 @@ from .messages import Message
 from .query import MAX_FILTERS, MAX_LIMIT, MAX_PAGE, ListQuery, after_cursor, encode_cursor, filter_clause, order_by, search_clause, sort_keys
 from .ownership import OwnershipMixin
 from .runtime import EntityRuntime, Runtime
+from .system_fields import label_of
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,11 @@ class RecordService(OwnershipMixin):
         er = self._readable(entity)
         query = query or ListQuery()
         if not 1 <= query.limit <= MAX_LIMIT:
-            raise BadRequest("bad_paging", detail=f"limit must be between 1 and {MAX_LIMIT}")
+            raise BadRequest("bad_paging", detail=Message("limit_range", {"max": MAX_LIMIT}))
         if query.page is not None and (not 1 <= query.page <= MAX_PAGE or query.cursor):
-            raise BadRequest("bad_paging", detail=f"page must be between 1 and {MAX_PAGE}, and not combined with "
-                                                  "cursor (the cursor pages to any depth)")
+            raise BadRequest("bad_paging", detail=Message("page_range", {"max": MAX_PAGE}))
         if len(query.filters) > MAX_FILTERS:
-            raise BadRequest("bad_paging", detail=f"at most {MAX_FILTERS} filters")
+            raise BadRequest("bad_paging", detail=Message("too_many_filters", {"max": MAX_FILTERS}))
         hidden = self.access.policy(er).hidden
         where = [self.access.clause(er, "read")]
         where += [filter_clause(er, f, hidden) for f in query.filters]
@@ -99,7 +99,7 @@ class RecordService(OwnershipMixin):
         action may set; plain creates leave it None."""
         er = self._readable(entity)
         if self.access.policy(er).scope("create") == "none":
-            raise Forbidden("forbidden_action", action="create", entity=er.name)
+            raise Forbidden("forbidden_action", action="create", entity=er.entity.label)
         self._check_writable(er, data)
         errors: dict[str, list[Message]] = {}
         values = er.validator.parse(data, errors)
@@ -200,7 +200,7 @@ class RecordService(OwnershipMixin):
             if deleted.rowcount != 1:
                 if version is not None:
                     raise StaleVersion("stale_version", sent=version, current="newer")
-                raise NotFound("not_found", entity=er.name, id=record_id)
+                raise NotFound("not_found", entity=er.entity.label, id=record_id)
             audit.write(conn, self.runtime.tables["audit"], er, record_id, old["version"] + 1, "delete", actor_id, now,
                         audit.diff(er.to_json(old), None, er.audited))
         self._after_commit(event)
@@ -211,9 +211,9 @@ class RecordService(OwnershipMixin):
         The record must be readable by the caller: explaining never reveals a record's existence."""
         er = self._readable(entity)
         if action not in ACTIONS:
-            raise BadRequest("bad_payload", detail=f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
+            raise BadRequest("bad_payload", detail=Message("unknown_action", {"name": action, "choices": ", ".join(ACTIONS)}))
         if field is not None and field not in er.system and not er.entity.has_field(field):
-            raise BadRequest("bad_payload", detail=f"{er.name} has no field {field!r}")
+            raise BadRequest("bad_payload", detail=Message("no_field", {"entity": er.entity.label, "name": field}))
         record = None
         if record_id is not None:
             with self.db.connect() as conn:
@@ -226,7 +226,7 @@ class RecordService(OwnershipMixin):
         query = sa.select(er.table).where(er.table.c.id == record_id, self.access.clause(er, "read"))
         row = conn.execute(query).mappings().first()
         if row is None:
-            raise NotFound("not_found", entity=er.name, id=record_id)
+            raise NotFound("not_found", entity=er.entity.label, id=record_id)
         return er.from_row(row)
 
     def _readable(self, entity: str) -> EntityRuntime:
@@ -239,7 +239,7 @@ class RecordService(OwnershipMixin):
     def _require(self, er: EntityRuntime, action: str, record: Mapping[str, Any]) -> None:
         allowed, _ = self.access.check(er, action, record)
         if not allowed:
-            raise Forbidden("forbidden_action", action=action, entity=er.name)
+            raise Forbidden("forbidden_action", action=action, entity=er.entity.label)
 
     def _check_writable(self, er: EntityRuntime, data: Mapping[str, Any]) -> None:
         """403 naming every sent field the caller may not write: read-only or hidden for the role, or
@@ -248,7 +248,7 @@ class RecordService(OwnershipMixin):
         denied = {name: [Message("not_writable")] for name in data
                   if not policy.may_write(name) or name in readonly}
         if denied:
-            raise FieldsForbidden(denied)
+            raise FieldsForbidden(denied, {name: label_of(er.entity, name) for name in denied})
 
     def _check_owner(self, er: EntityRuntime, owner: str | None, team: str | None, old) -> None:
         """Giving a record to someone else (or to the pool) is assigning: it needs the assign grant."""
@@ -259,7 +259,7 @@ class RecordService(OwnershipMixin):
             return
         if owner is not None and self.access.may_assign_to(er, team):
             return
-        raise FieldsForbidden({"owner": [Message("assign_target")]})
+        raise FieldsForbidden({"owner": [Message("assign_target")]}, {"owner": label_of(er.entity, "owner")})
 
     def _check_duplicates(self, er, conn, record, changed, record_id) -> None:
         try:
@@ -360,7 +360,9 @@ class _Transaction:
         if isinstance(raised, sa.exc.IntegrityError):
             fields = integrity.unique_violation(self.er, raised)
             if fields:
-                raise Duplicate("duplicate", entity=self.er.name, fields=", ".join(fields)) from raised
+                entity = self.er.entity
+                raise Duplicate("duplicate", entity=entity.label,
+                                fields=tuple(entity.field(name).label for name in fields)) from raised
             if raised is not error:
                 raise raised
         return suppressed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from crm_platform.installation import Installation, Settings
 from . import (api_auth, api_files, api_meta, api_permissions, api_records, context, errors, openapi, pages, payload,
                requestlog, session_auth, throttle)
 from .jsonio import CrmJSONProvider
+
+
+log = logging.getLogger(__name__)
 
 
 def ui_folder() -> Path:
@@ -35,6 +39,9 @@ def create_app(settings: Settings | None = None, installation: Installation | No
         installation.check_schema()
     ui = ui_folder()
     app = Flask(__name__, template_folder=str(ui / "templates"), static_folder=str(ui / "static"))
+    if not installation.settings.secret_key:
+        log.warning("no CRM_SECRET_KEY and no instance/secret_key (run `crm init`): using a random key; "
+                    "sessions end when this process restarts and are not shared between processes")
     app.config.update(SECRET_KEY=installation.settings.secret_key or secrets.token_hex(32),
                       MAX_CONTENT_LENGTH=16 * 1024 * 1024, SESSION_COOKIE_SECURE=installation.settings.secure_cookies)
     app.json = CrmJSONProvider(app)

@@ -7,6 +7,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, jsonify, request
 
 from crm_platform.engine.errors import BadRequest
+from crm_platform.engine.messages import Message
 from crm_platform.engine.files import FileStore
 
 from .context import access, actor, database, installation
@@ -24,9 +25,9 @@ def upload():
     caller = actor()
     upload = request.files.get("file")
     if upload is None:
-        raise BadRequest("bad_payload", detail="send the file as multipart/form-data in a field named 'file'")
-    name = text(upload.filename or "file", "the file name", max_length=255)
-    content_type = text(upload.mimetype, "the content type", max_length=127)
+        raise BadRequest("bad_payload", detail=Message("file_required"))
+    name = text(upload.filename or "file", "file_name", max_length=255)
+    content_type = text(upload.mimetype, "content_type", max_length=127)
     stored = _store().save(name, content_type, upload.read(), caller)
     response = jsonify(stored.as_json())
     response.status_code = 201

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from crm_platform.engine.errors import BadRequest, Forbidden, NotFound
+from crm_platform.engine.messages import Message
 
 from .context import accounts, actor, installation, records
 
@@ -18,7 +19,7 @@ def explain():
     caller, inst, service = actor(), installation(), records()
     args = request.args
     if not args.get("entity") or not args.get("action"):
-        raise BadRequest("bad_payload", detail="entity and action are required")
+        raise BadRequest("bad_payload", detail=Message("explain_params"))
     subject = caller
     if args.get("user") and args["user"] not in (caller.username, caller.id):
         try:

@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from crm_platform.engine import Filter, ListQuery
 from crm_platform.engine.errors import BadRequest
+from crm_platform.engine.messages import Message
 
 from .context import records
 from .payload import json_object, optional_json_object
@@ -24,7 +25,7 @@ def _int(name: str, text: str | None, default: int | None) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise BadRequest("bad_paging", detail=f"{name} must be a whole number") from None
+        raise BadRequest("bad_paging", detail=Message("whole_number", {"name": name})) from None
 
 
 def _flag(name: str, text: str | None) -> bool:
@@ -32,7 +33,7 @@ def _flag(name: str, text: str | None) -> bool:
         return False
     value = _FLAGS.get(text.lower())
     if value is None:
-        raise BadRequest("bad_paging", detail=f"{name} must be true or false")
+        raise BadRequest("bad_paging", detail=Message("flag", {"name": name}))
     return value
 
 
@@ -47,7 +48,7 @@ def list_query() -> ListQuery:
         if match:
             filters += [Filter(match.group(1), match.group(2) or "eq", value) for value in values]
         elif key not in _PLAIN:
-            raise BadRequest("bad_payload", detail=f"unknown query parameter {key!r}")
+            raise BadRequest("bad_payload", detail=Message("unknown_parameter", {"name": key}))
     args = request.args
     return ListQuery(filters=filters, sort=[s for s in args.get("sort", "").split(",") if s],
                      search=args.get("q"), limit=_int("limit", args.get("limit"), 50),
@@ -128,5 +129,5 @@ def release_record(entity: str, record_id: str):
 def assign_record(entity: str, record_id: str):
     body = json_object()
     if "owner" not in body:
-        raise BadRequest("bad_payload", detail='send {"owner": "<user id>"} (or null for the public pool)')
+        raise BadRequest("bad_payload", detail=Message("owner_payload"))
     return jsonify(records().assign(entity, record_id, body["owner"]))

@@ -16,13 +16,19 @@ from datetime import date, datetime
 import simplejson
 from flask.json.provider import JSONProvider
 
+from crm_platform.engine.messages import Message
+
 #: The deepest JSON a request may carry. Records are flat (a geo value or a list of choices is 2 deep).
 MAX_DEPTH = 32
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class MalformedJSON(ValueError):
-    """The body is not JSON this server accepts; the message says why (shown to the client)."""
+    """The body is not JSON this server accepts; ``message`` says why, in the client's language."""
+
+    def __init__(self, key: str, **params):
+        self.message = Message(key, params)
+        super().__init__(self.message.render())
 
 
 def parse(data: bytes | str):
@@ -30,9 +36,11 @@ def parse(data: bytes | str):
     try:
         value = simplejson.loads(data, use_decimal=True)
     except RecursionError:
-        raise MalformedJSON(f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise MalformedJSON(f"the body is not valid JSON ({exc})") from None
+        raise MalformedJSON("json_depth", max=MAX_DEPTH) from None
+    except simplejson.JSONDecodeError as exc:
+        raise MalformedJSON("json_invalid", line=exc.lineno, column=exc.colno) from None
+    except ValueError:  # UnicodeDecodeError
+        raise MalformedJSON("json_encoding") from None
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
     # Cheap tests on the raw bytes first: only a body that could break a rule is walked.
     surrogates = _SURROGATE_ESCAPE.search(raw) is not None
@@ -54,7 +62,7 @@ def _walk(value, surrogates: bool) -> None:
                 _check_text(item, pointer or "/")
             continue
         if depth >= MAX_DEPTH:
-            raise MalformedJSON(f"the JSON is nested more than {MAX_DEPTH} levels deep (at {pointer or '/'})")
+            raise MalformedJSON("json_depth", max=MAX_DEPTH)
         for child, path, key in children:
             if surrogates and key is not None:
                 _check_text(key, path)
@@ -65,7 +73,7 @@ def _check_text(text: str, pointer: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise MalformedJSON(f"{pointer}: the text holds a lone UTF-16 surrogate (not a character)") from None
+        raise MalformedJSON("json_surrogate", pointer=pointer) from None
 
 
 def _escape(key: str) -> str:

@@ -13,19 +13,20 @@ from __future__ import annotations
 from flask import Flask, request
 
 from crm_platform.engine.errors import BadRequest
+from crm_platform.engine.messages import Message
 
 from .jsonio import MalformedJSON, parse
 
 
 def json_object() -> dict:
     if not request.is_json:
-        raise BadRequest("bad_payload", detail="send a JSON body with Content-Type: application/json")
+        raise BadRequest("bad_payload", detail=Message("json_required"))
     try:
         body = parse(request.get_data(cache=True))
     except MalformedJSON as exc:
-        raise BadRequest("bad_payload", detail=str(exc)) from None
+        raise BadRequest("bad_payload", detail=exc.message) from None
     if not isinstance(body, dict):
-        raise BadRequest("bad_payload", detail="the body must be a JSON object")
+        raise BadRequest("bad_payload", detail=Message("json_object"))
     return body
 
 
@@ -39,22 +40,23 @@ def optional_json_object() -> dict:
 def text(value, name: str, max_length: int | None = 1000) -> str:
     """A string a request hands to the engine that is not a field value (a username, an owner id...)."""
     if not isinstance(value, str):
-        raise BadRequest("bad_payload", detail=f"{name} must be a string")
+        raise BadRequest("bad_payload", detail=Message("not_text", {"name": name}))
     if max_length is not None and len(value) > max_length:
-        raise BadRequest("bad_payload", detail=f"{name} is longer than {max_length} characters")
+        raise BadRequest("bad_payload", detail=Message("too_long", {"name": name, "max": max_length}))
     problem = unstorable(value)
     if problem:
-        raise BadRequest("bad_payload", detail=f"{name} {problem}")
+        raise BadRequest("bad_payload", detail=Message(problem, {"name": name}))
     return value
 
 
 def unstorable(value: str) -> str | None:
+    """The message key of what makes ``value`` unstorable, or None."""
     if "\x00" in value:
-        return "contains a NUL character"
+        return "has_nul"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return "contains a lone UTF-16 surrogate"
+        return "has_surrogate"
     return None
 
 
@@ -62,12 +64,12 @@ def _check_url() -> None:
     """No NUL or lone surrogate anywhere in the path or the query string's names and values."""
     problem = unstorable(request.path)
     if problem:
-        raise BadRequest("bad_payload", detail=f"the URL path {problem}")
+        raise BadRequest("bad_payload", detail=Message(problem, {"name": "url_path"}))
     for key, values in request.args.lists():
         for item in (key, *values):
             problem = unstorable(item)
             if problem:
-                raise BadRequest("bad_payload", detail=f"the query parameter {key!r} {problem}")
+                raise BadRequest("bad_payload", detail=Message(problem, {"name": "query"}))
 
 
 def init_app(app: Flask) -> None:

@@ -17,6 +17,8 @@ from crm_platform.engine import Actor
 from crm_platform.engine.errors import TooManyAttempts, Unauthenticated
 
 from .context import accounts
+from crm_platform.engine.messages import Message
+
 from .payload import unstorable
 from .throttle import login_throttle
 
@@ -44,7 +46,8 @@ def load_user(user_id: str) -> SessionUser | None:
 def _storable(form, field) -> None:
     problem = unstorable(field.data or "")
     if problem:
-        raise ValidationError(problem)
+        raise ValidationError(Message(problem, {"name": field.name}).render(
+            request.accept_languages.best_match(["en", "zh"]) or "en"))
 
 
 class LoginForm(FlaskForm):

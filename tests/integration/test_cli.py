@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
+import stat
 from pathlib import Path
 
 import flask
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from crm_platform.cli import main
 from crm_platform.demo import USERS
-from crm_platform.engine import ListQuery
+from crm_platform.engine import ListQuery, make_engine
 from crm_platform.engine.errors import Unauthenticated
 from crm_platform.installation import Installation, Settings
 
@@ -21,15 +25,19 @@ DEMO_ENTITIES = ("lead", "account", "contact", "opportunity", "activity", "contr
 
 @pytest.fixture
 def crm(tmp_path, monkeypatch):
-    """``crm("init", "--demo")`` → the click Result, against a SQLite file in tmp_path."""
-    for name in ("CRM_PACKS", "CRM_PACKS_PATH", "CRM_REDIS_URL"):
+    """``crm("init", "--demo")`` → the click Result, against a SQLite file in tmp_path (instance folder:
+    tmp_path/instance). ``crm(..., env={...})`` adds environment variables."""
+    for name in ("CRM_PACKS", "CRM_PACKS_PATH", "CRM_REDIS_URL", "CRM_SECRET_KEY", "CRM_LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     runner = CliRunner()
 
-    def run(*args):
-        return runner.invoke(main, list(args), env={"CRM_DATABASE_URL": url}, catch_exceptions=False)
+    def run(*args, env=None):
+        return runner.invoke(main, list(args), catch_exceptions=False,
+                             env={"CRM_DATABASE_URL": url, "CRM_INSTANCE_PATH": str(run.instance), **(env or {})})
     run.url = url
+    run.file = tmp_path / "crm.db"
+    run.instance = tmp_path / "instance"
     return run
 
 
@@ -47,6 +55,18 @@ def opened(url: str) -> Installation:
 
 def flat(text: str) -> str:
     return " ".join(text.split())
+
+
+def write_pack(root: Path, folder: str, **entities: list[tuple[str, str]]) -> str:
+    """A pack named "shop" in ``root/folder`` with the given entities (name → [(field, type), ...])."""
+    (root / folder / "entities").mkdir(parents=True)
+    manifest = {"name": "shop", "version": "1.0.0", "label": {"en": "S"}}
+    (root / folder / "pack.json").write_text(json.dumps(manifest))
+    for name, fields in entities.items():
+        entity = {"name": name, "label": {"en": name.title()},
+                  "fields": [{"name": f, "type": t, "label": {"en": f.title()}} for f, t in fields]}
+        (root / folder / "entities" / f"{name}.json").write_text(json.dumps(entity))
+    return str(root / folder)
 
 
 def counts(inst: Installation) -> dict[str, int]:
@@ -124,14 +144,17 @@ def test_commands_refuse_to_start_on_broken_definitions(crm, tmp_path):
 
 # --- migrate ----------------------------------------------------------------------------------------------
 
-def test_migrate_plan_shows_steps_without_applying_them(crm):
-    result = crm("migrate", "--plan")
+def test_migrate_plan_shows_steps_without_applying_them(crm, tmp_path):
+    v1 = write_pack(tmp_path, "v1", item=[("qty", "text")])
+    v2 = write_pack(tmp_path, "v2", item=[("qty", "text")], thing=[("title", "text")])
+    assert crm("--packs", v1, "init").exit_code == 0
+    result = crm("--packs", v2, "migrate", "--plan")
     assert result.exit_code == 0, result.output
-    assert "create_table    lead" in result.output and "Run `crm migrate --apply`" in result.output
-    assert opened(crm.url).plan() != []
-    applied = crm("migrate", "--apply")
-    assert applied.exit_code == 0 and "Applied" in applied.output
-    assert opened(crm.url).plan() == []
+    assert "create_table    thing" in result.output and "Run `crm migrate --apply`" in result.output
+    assert Installation.open(Settings(database_url=crm.url, packs=v2)).plan() != []
+    applied = crm("--packs", v2, "migrate", "--apply")
+    assert applied.exit_code == 0 and "Applied 1 of 1 step(s)." in applied.output
+    assert Installation.open(Settings(database_url=crm.url, packs=v2)).plan() == []
 
 
 def test_migrate_plan_on_an_up_to_date_database_has_nothing_to_do(crm):
@@ -141,15 +164,8 @@ def test_migrate_plan_on_an_up_to_date_database_has_nothing_to_do(crm):
 
 
 def test_migrate_apply_leaves_blocked_steps_and_exits_1(crm, tmp_path, served):
-    def pack(name, qty_type):
-        (tmp_path / name / "entities").mkdir(parents=True)
-        manifest = {"name": "shop", "version": "1.0.0", "label": {"en": "S"}}
-        item = {"name": "item", "label": {"en": "Item"},
-                "fields": [{"name": "qty", "type": qty_type, "label": {"en": "Q"}}]}
-        (tmp_path / name / "pack.json").write_text(json.dumps(manifest))
-        (tmp_path / name / "entities/item.json").write_text(json.dumps(item))
-        return str(tmp_path / name)
-    v1, v2 = pack("v1", "text"), pack("v2", "integer")
+    v1 = write_pack(tmp_path, "v1", item=[("qty", "text")])
+    v2 = write_pack(tmp_path, "v2", item=[("qty", "integer")])
     assert crm("--packs", v1, "init").exit_code == 0
     Installation.open(Settings(database_url=crm.url, packs=v1)).records(None).create("item", {"qty": "many"})
     planned = crm("--packs", v2, "migrate", "--plan")
@@ -210,11 +226,14 @@ def test_creating_an_existing_team_or_user_fails(crm):
 
 # --- serve ------------------------------------------------------------------------------------------------
 
-def test_serve_refuses_to_start_on_a_database_that_is_behind(crm, served):
-    result = crm("serve")
-    assert result.exit_code == 1
-    assert "crm migrate --plan" in result.stderr and "crm migrate --apply" in result.stderr
-    assert "create_table" in result.stderr
+def test_serve_refuses_to_start_on_a_database_that_is_behind(crm, tmp_path, served):
+    v1 = write_pack(tmp_path, "v1", item=[("qty", "text")])
+    v2 = write_pack(tmp_path, "v2", item=[("qty", "text"), ("size", "integer")])
+    assert crm("--packs", v1, "init").exit_code == 0
+    result = crm("--packs", v2, "serve")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == ("error: the database schema is behind the definitions (1 change(s) pending); "
+                             "run `crm migrate --plan` to review them, then `crm migrate --apply`\n")
     assert served == []
 
 
@@ -224,3 +243,113 @@ def test_serve_starts_once_the_database_is_migrated(crm, served):
     assert result.exit_code == 0, result.output
     assert "Serving on http://127.0.0.1:5055" in result.output
     assert served == [{"host": "127.0.0.1", "port": 5055, "threaded": True}]
+
+
+# --- before `crm init`, and other failures: one line, exit 1 ----------------------------------------------
+
+BEFORE_INIT = {
+    "serve": ["serve"],
+    "migrate-plan": ["migrate", "--plan"],
+    "migrate-apply": ["migrate", "--apply"],
+    "users-create": ["users", "create", "--username", "u", "--password", "long-enough-1", "--role", "rep"],
+    "users-deactivate": ["users", "deactivate", "u"],
+    "teams-create": ["teams", "create", "East"],
+    "permissions-explain": ["permissions", "explain", "--user", "u", "--entity", "lead", "--action", "read"],
+}
+
+
+@pytest.mark.parametrize("args", BEFORE_INIT.values(), ids=BEFORE_INIT.keys())
+def test_commands_before_init_say_to_run_init_and_leave_no_database_file(crm, args, served):
+    result = crm(*args)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"error: the database at {crm.url} has no CRM tables yet; run `crm init` first\n"
+    assert not crm.file.exists() and not crm.instance.exists()
+    assert served == []
+
+
+def test_a_command_on_an_existing_database_without_crm_tables_says_to_run_init(crm):
+    with make_engine(crm.url).begin() as conn:
+        conn.execute(sa.text("CREATE TABLE unrelated (x INTEGER)"))
+    result = crm("teams", "create", "East")
+    assert (result.exit_code, result.stderr) == (
+        1, f"error: the database at {crm.url} has no CRM tables yet; run `crm init` first\n")
+    assert sa.inspect(make_engine(crm.url)).get_table_names() == ["unrelated"]  # nothing created or removed
+
+
+def test_a_command_on_an_empty_postgresql_schema_says_to_run_init(crm, pg_database):
+    schema = f"cli_{secrets.token_hex(4)}"
+    admin = make_engine(pg_database)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = f"{pg_database}?options=-csearch_path%3D{schema}"
+        result = crm("users", "deactivate", "nobody", env={"CRM_DATABASE_URL": url})
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+        assert (result.exit_code, result.stderr) == (
+            1, f"error: the database at {shown} has no CRM tables yet; run `crm init` first\n")
+        assert sa.inspect(admin).get_table_names(schema=schema) == []
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("args", [["init"], ["teams", "create", "East"]], ids=["init", "teams-create"])
+def test_an_unreachable_database_is_one_line_naming_it_without_its_password(crm, args):
+    url = "postgresql://crm:s3cret-pw@127.0.0.1:1/crm"
+    result = crm(*args, env={"CRM_DATABASE_URL": url})
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert re.fullmatch(r"error: cannot connect to postgresql://crm:\*\*\*@127\.0\.0\.1:1/crm: .+; "
+                        r"check CRM_DATABASE_URL\n", result.stderr), result.stderr
+    assert "s3cret-pw" not in result.stderr
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_shows_at_debug_level(crm, monkeypatch):
+    def broken(self, drop_archived=False):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(Installation, "migrate", broken)
+    result = crm("init")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == ("error: unexpected RuntimeError: disk on fire "
+                             "(run again with CRM_LOG_LEVEL=DEBUG for the traceback)\n")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        crm("init", env={"CRM_LOG_LEVEL": "DEBUG"})
+
+
+# --- the secret key -----------------------------------------------------------------------------------------
+
+def test_init_writes_a_private_secret_key_once(crm):
+    first = crm("init")
+    assert first.exit_code == 0, first.output
+    key_file = crm.instance / "secret_key"
+    assert f"Session key written to {key_file}" in flat(first.stdout)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    again = crm("init")
+    assert again.exit_code == 0 and "Session key written" not in again.stdout
+    assert key_file.read_text().strip() == key
+
+
+def test_init_writes_no_key_file_when_the_key_comes_from_the_environment(crm):
+    assert crm("init", env={"CRM_SECRET_KEY": "k" * 64}).exit_code == 0
+    assert not (crm.instance / "secret_key").exists()
+
+
+def test_sessions_survive_a_restart_when_the_key_comes_from_the_instance_folder(crm, monkeypatch):
+    from crm_platform.web import create_app
+    assert crm("init").exit_code == 0
+    assert crm("teams", "create", "East").exit_code == 0
+    assert crm("users", "create", "--username", "bob", "--password", "bob-password-1", "--role", "rep",
+               "--team", "East").exit_code == 0
+    monkeypatch.setenv("CRM_INSTANCE_PATH", str(crm.instance))
+    monkeypatch.setenv("CRM_DATABASE_URL", crm.url)
+    before, after = create_app(), create_app()  # two processes, or one before and after a restart
+    browser = before.test_client()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', browser.get("/login").text).group(1)
+    assert browser.post("/login", data={"username": "bob", "password": "bob-password-1",
+                                        "csrf_token": token}).status_code == 302
+    cookie = browser.get_cookie("session")
+    restarted = after.test_client()
+    restarted.set_cookie("session", cookie.value)
+    assert 'id="current-user">bob<' in restarted.get("/").text
