@@ -96,6 +96,42 @@ TEMPLATES = _frozen({
     "assign_target": {"en": "You may not give records to that user.", "zh": "您无权把记录分配给该用户。"},
     "too_many_attempts": {"en": "Too many failed logins; try again in {minutes} minutes.",
                           "zh": "登录失败次数过多，请 {minutes} 分钟后再试。"},
+    # -- malformed requests (details of bad_payload / bad_paging) --------------------------------
+    "json_required": {"en": "Send a JSON body with Content-Type: application/json.",
+                      "zh": "请发送 JSON 请求体（Content-Type: application/json）。"},
+    "json_invalid": {"en": "The body is not valid JSON (line {line}, column {column}).",
+                     "zh": "请求体不是有效的 JSON（第 {line} 行第 {column} 列）。"},
+    "json_encoding": {"en": "The body is not UTF-8 text.", "zh": "请求体不是 UTF-8 文本。"},
+    "json_depth": {"en": "The JSON is nested more than {max} levels deep.", "zh": "JSON 嵌套超过 {max} 层。"},
+    "json_surrogate": {"en": "{pointer}: the text holds a lone UTF-16 surrogate, which is not a character.",
+                       "zh": "{pointer}：文本含有孤立的 UTF-16 代理项，不是有效字符。"},
+    "json_object": {"en": "The body must be a JSON object.", "zh": "请求体必须是 JSON 对象。"},
+    "not_text": {"en": "{name} must be a string.", "zh": "{name}必须是字符串。"},
+    "too_long": {"en": "{name} is longer than {max} characters.", "zh": "{name}超过 {max} 个字符。"},
+    "has_nul": {"en": "{name} contains a NUL character.", "zh": "{name}含有空字符（NUL）。"},
+    "has_surrogate": {"en": "{name} contains a lone UTF-16 surrogate.", "zh": "{name}含有孤立的 UTF-16 代理项。"},
+    "whole_number": {"en": "{name} must be a whole number.", "zh": "{name} 必须是整数。"},
+    "flag": {"en": "{name} must be true or false.", "zh": "{name} 必须是 true 或 false。"},
+    "unknown_parameter": {"en": "Unknown query parameter {name!r}.", "zh": "未知的查询参数 {name!r}。"},
+    "limit_range": {"en": "limit must be between 1 and {max}.", "zh": "limit 必须在 1 到 {max} 之间。"},
+    "page_range": {"en": "page must be between 1 and {max}, and not combined with cursor (the cursor pages to "
+                         "any depth).", "zh": "page 必须在 1 到 {max} 之间，且不能与 cursor 同时使用（cursor 可翻到任意深度）。"},
+    "too_many_filters": {"en": "At most {max} filters.", "zh": "最多 {max} 个筛选条件。"},
+    "owner_payload": {"en": 'Send {{"owner": "<user id>"}} (or null for the public pool).',
+                      "zh": '请发送 {{"owner": "<用户编号>"}}（或 null 表示放回公海）。'},
+    "no_owner": {"en": "{entity} records have no owner.", "zh": "{entity}没有负责人。"},
+    "explain_params": {"en": "entity and action are required.", "zh": "必须提供 entity 和 action。"},
+    "unknown_action": {"en": "Unknown action {name!r} (one of {choices}).", "zh": "未知操作 {name!r}（可用：{choices}）。"},
+    "no_field": {"en": "{entity} has no field {name!r}.", "zh": "{entity}没有字段 {name!r}。"},
+    "file_required": {"en": "Send the file as multipart/form-data in a field named 'file'.",
+                      "zh": "请以 multipart/form-data 格式、在名为 file 的字段中上传文件。"},
+    "file_empty": {"en": "The file is empty.", "zh": "文件为空。"},
+    "file_too_large": {"en": "The file is larger than {max} MiB.", "zh": "文件超过 {max} MiB。"},
+    "team_exists": {"en": "A team named {name!r} exists already.", "zh": "已存在名为 {name!r} 的团队。"},
+    "user_exists": {"en": "A user named {name!r} exists already.", "zh": "已存在用户名为 {name!r} 的用户。"},
+    "unknown_role": {"en": "Unknown role {name!r} (known: {choices}).", "zh": "未知角色 {name!r}（可用：{choices}）。"},
+    "username_length": {"en": "A username has 1 to {max} characters.", "zh": "用户名长度为 1 到 {max} 个字符。"},
+    "password_length": {"en": "A password needs at least {min} characters.", "zh": "密码至少需要 {min} 个字符。"},
 })
 
 #: What a value must be (``Invalid("type", expected=...)``), by key.
@@ -135,9 +171,19 @@ OBJECTS = _frozen({
     "role": {"en": "role", "zh": "角色"},
 })
 
+#: Names of request parts a message may point at.
+PARTS = _frozen({
+    "username": {"en": "The username", "zh": "用户名"},
+    "password": {"en": "The password", "zh": "密码"},
+    "url_path": {"en": "The URL path", "zh": "URL 路径"},
+    "query": {"en": "A query parameter", "zh": "查询参数"},
+    "file_name": {"en": "The file name", "zh": "文件名"},
+    "content_type": {"en": "The content type", "zh": "内容类型"},
+})
+
 #: Parameters whose plain-word values are translated through a table.
 VOCABULARY = MappingProxyType({"expected": EXPECTED, "action": ACTIONS, "entity": OBJECTS, "target": OBJECTS,
-                               "other": OBJECTS})
+                               "other": OBJECTS, "name": PARTS})
 
 _SEPARATORS = MappingProxyType({"zh": "、", "ja": "、"})
 

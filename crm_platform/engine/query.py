@@ -58,7 +58,10 @@ def _parse_value(er: EntityRuntime, name: str, text: str):
         f = entity.field(name)
         return TYPES[f.type].parse_query(f, text)
     kind = _SYSTEM_TYPES.get(name)
-    return TYPES[kind].parse_query(None, text) if kind else text
+    value = TYPES[kind].parse_query(None, text) if kind else text
+    if name == "version" and not 0 <= value < 2 ** 31:  # a 32-bit column: nothing outside can match
+        raise Invalid("type", expected="integer")
+    return value
 
 
 def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = frozenset()):

@@ -7,6 +7,7 @@ that do not parse or read unknown names, stages that do not exist.
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from collections.abc import Iterable
@@ -14,8 +15,9 @@ from collections.abc import Iterable
 from .errors import ExpressionError, Problem
 from .expressions import Expression, compile_expression
 from .loader import ORIGIN
-from .model import (RESERVED_NAMES, Choice, DuplicateRule, EntityDef, EntityGrant, FieldDef, Form,
-                    Gate, Kanban, ListView, RelatedList, RoleDef, Section, SharingRule, Stage, Tab, frozen_map)
+from .model import (FALLBACK_LOCALE, RESERVED_NAMES, STAGE_ACTIONS, Choice, DuplicateRule, EntityDef, EntityGrant,
+                    FieldDef, Form, Gate, Kanban, ListView, RelatedList, RoleDef, Section, SharingRule, Stage, Tab,
+                    frozen_map)
 
 NUMERIC_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
 TEXT_TYPES = frozenset({"text", "textarea", "email", "phone", "url", "autonumber"})
@@ -52,6 +54,27 @@ def _label(doc: dict, report: Reporter, pointer: str = "") -> dict:
     if "en" not in doc["label"]:
         report(pointer + "/label", "the label needs an 'en' text")
     return frozen_map(doc["label"])
+
+
+def _message(doc: dict, report: Reporter, pointer: str):
+    """A per-locale text shown when a rule fires: it needs the fallback locale's text, or some caller
+    would get no message at all."""
+    value = doc.get("message")
+    if value is not None and FALLBACK_LOCALE not in value:
+        report(pointer, f"the message needs an '{FALLBACK_LOCALE}' text (the fallback for other languages)")
+    return frozen_map(value) if value is not None else None
+
+
+def _stage_actions(stage: dict, report: Reporter) -> tuple[str, ...]:
+    set_by = stage.get("set_by", [])
+    for i, action in enumerate(set_by):
+        if action not in STAGE_ACTIONS:
+            hint = difflib.get_close_matches(action, STAGE_ACTIONS, n=1)
+            suffix = f"did you mean '{hint[0]}'?" if hint else f"known: {', '.join(STAGE_ACTIONS)}"
+            report(f"/set_by/{i}", f"unknown action {action!r} ({suffix})")
+    if set_by and stage.get("entry"):
+        report("/entry", "a stage only an action may set cannot be an entry stage")
+    return tuple(set_by)
 
 
 def _opt(doc: dict, key: str):
@@ -134,12 +157,19 @@ def build_stages(doc: dict, report: Reporter, fields: set[str], names: set[str],
                     at(f"/gate/required/{i}", f"unknown field {name!r}")
             gate = Gate(tuple(stage["gate"].get("required", ())),
                         at.expression(stage["gate"].get("condition"), "/gate/condition", names, numeric),
-                        _opt(stage["gate"], "message"))
+                        _message(stage["gate"], at, "/gate/message"))
         transitions = stage.get("transitions")
         stages.append(Stage(stage["name"], _label(stage, at), stage.get("probability", 0), stage.get("category", "open"),
-                            stage.get("color"), tuple(transitions) if transitions is not None else None, gate))
+                            stage.get("color"), tuple(transitions) if transitions is not None else None, gate,
+                            stage.get("entry", False), _stage_actions(stage, at)))
     if "initial_stage" in doc and doc["initial_stage"] not in stage_names:
         report("/initial_stage", f"unknown stage {doc['initial_stage']!r}")
+    initial = doc.get("initial_stage", stage_names[0] if stage_names else None)
+    for stage, built in zip(doc.get("stages", []), stages):
+        if built.name == initial and built.set_by:
+            where = report if "initial_stage" in doc else report.at(stage[ORIGIN])
+            where("/initial_stage" if "initial_stage" in doc else "/set_by", f"'{initial}' is the initial stage: "
+                  "new records start there, so an action cannot be required to set it")
     return tuple(stages)
 
 
@@ -232,8 +262,12 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict],
         kanban = Kanban(kfield, tuple(doc["kanban"].get("card_fields", ())))
     _check_names(report, "/search_fields", doc.get("search_fields", []), set(field_names))
     _check_names(report, "/default_sort", doc.get("default_sort", []), names)
-    for i, rule in enumerate(doc.get("duplicate_rules", [])):
-        _check_names(report.at(rule[ORIGIN]), "/fields", rule["fields"], set(field_names))
+    rules = []
+    for rule in doc.get("duplicate_rules", []):
+        at = report.at(rule[ORIGIN])
+        _check_names(at, "/fields", rule["fields"], set(field_names))
+        rules.append(DuplicateRule(rule["name"], tuple(rule["fields"]), rule.get("action", "block"),
+                                   _message(rule, at, "/message")))
     if "title" in doc:
         used = [f for _, f, _, _ in string.Formatter().parse(doc["title"]) if f]
         for name in used:
@@ -245,8 +279,7 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict],
         title=doc.get("title"), search_fields=tuple(doc.get("search_fields", ())),
         default_sort=tuple(doc.get("default_sort", ("-created_at",))), stages=stages,
         initial_stage=doc.get("initial_stage"),
-        duplicate_rules=tuple(DuplicateRule(r["name"], tuple(r["fields"]), r.get("action", "block"), _opt(r, "message"))
-                              for r in doc.get("duplicate_rules", [])),
+        duplicate_rules=tuple(rules),
         forms=frozen_map(forms), list_views=frozen_map(views), kanban=kanban, source=doc[ORIGIN][0])
 
 

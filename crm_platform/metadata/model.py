@@ -21,6 +21,10 @@ SYSTEM_FIELDS = ("id", "version", "owner", "team", "stage", "created_at", "creat
 RESERVED_NAMES = frozenset(SYSTEM_FIELDS) | {"old", "user"}
 
 ACTIONS = ("create", "read", "update", "delete", "assign", "convert", "import", "export")
+#: Operations that may move a record into a stage declared ``set_by`` them (a plain write may not).
+STAGE_ACTIONS = ("convert",)
+#: The locale every user-facing text of a definition must have: what is shown when the caller's is missing.
+FALLBACK_LOCALE = "en"
 SCOPES = ("none", "own", "team", "subtree", "all")
 
 
@@ -91,6 +95,10 @@ class Stage:
     color: str | None = None
     transitions: tuple[str, ...] | None = None
     gate: Gate | None = None
+    #: A new record may be created directly in this stage (besides the entity's initial stage).
+    entry: bool = False
+    #: Only these operations (names from STAGE_ACTIONS) may move a record into this stage.
+    set_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +207,12 @@ class EntityDef:
     @property
     def first_stage(self) -> str | None:
         return self.initial_stage or (self.stages[0].name if self.stages else None)
+
+    @property
+    def entry_stages(self) -> tuple[str, ...]:
+        """The stages a new record may start in: the initial stage, then those marked ``entry``."""
+        first = self.first_stage
+        return tuple(s.name for s in self.stages if s.name == first or s.entry)
 
     def system_fields(self) -> tuple[str, ...]:
         """The system columns this entity has (owner/team only if owned, stage only if staged)."""

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from crm_platform.engine.system_fields import SYSTEM_FIELDS, WRITABLE_SYSTEM_FIELDS
 from crm_platform.metadata.model import EntityDef, FieldDef, Form, Section
 
-_SYSTEM = {
-    "id": ("text", {"en": "ID", "zh": "ID"}),
-    "version": ("integer", {"en": "Version", "zh": "版本"}),
-    "owner": ("user", {"en": "Owner", "zh": "负责人"}),
-    "team": ("text", {"en": "Team", "zh": "团队"}),
-    "stage": ("select", {"en": "Stage", "zh": "阶段"}),
-    "created_at": ("datetime", {"en": "Created at", "zh": "创建时间"}),
-    "created_by": ("user", {"en": "Created by", "zh": "创建人"}),
-    "updated_at": ("datetime", {"en": "Updated at", "zh": "更新时间"}),
-    "updated_by": ("user", {"en": "Updated by", "zh": "更新人"}),
-}
-_WRITABLE_SYSTEM = {"owner", "stage"}
+_SYSTEM, _WRITABLE_SYSTEM = SYSTEM_FIELDS, WRITABLE_SYSTEM_FIELDS
 _OPTIONAL = ("help", "min", "max", "max_length", "pattern", "precision", "currency", "target", "depends_on",
              "default", "result_type", "format")
 _EXPRESSIONS = ("required_if", "readonly_if", "visible_if")
@@ -90,6 +82,7 @@ def describe_entity(entity: EntityDef, hidden: frozenset[str] = frozenset(),
         "actions": actions or {},
         "fields": fields,
         "stages": [{"name": s.name, "label": dict(s.label), "probability": s.probability, "category": s.category,
+                    "entry": s.name in entity.entry_stages, "set_by": list(s.set_by),
                     "transitions": list(s.transitions) if s.transitions is not None else None,
                     "gate": {"required": list(s.gate.required),
                              "condition": s.gate.condition.source if s.gate.condition else None} if s.gate else None}
@@ -104,3 +97,28 @@ def describe_entity(entity: EntityDef, hidden: frozenset[str] = frozenset(),
         "duplicate_rules": [{"name": r.name, "fields": list(r.fields), "action": r.action}
                             for r in entity.duplicate_rules if not set(r.fields) & hidden],
     }
+
+
+class DescriptionCache:
+    """Encoded descriptions, built once per (catalog version, role, entity) and then served as bytes.
+
+    A description depends only on the catalog and the caller's role (hidden and read-only fields,
+    the role's scopes); labels carry every locale, so the language does not change it. Entries of an
+    older catalog version are dropped when the first request of a new version arrives. One lives on
+    each app (``app.extensions``), never in a module global.
+    """
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+        self.entries: dict[tuple[str, str, str], tuple[bytes, str]] = {}
+
+    def get(self, version: str, role: str, entity: str, build) -> tuple[bytes, str]:
+        """``(body, etag)``: the cached entry, or ``build()`` (the encoded JSON bytes) stored first."""
+        if version != self.version:
+            self.entries, self.version = {}, version
+        key = (version, role, entity)
+        entry = self.entries.get(key)
+        if entry is None:
+            body = build()
+            entry = self.entries[key] = (body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+        return entry

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from decimal import Decimal
 
 import simplejson
 from flask.json.provider import JSONProvider
@@ -34,7 +35,7 @@ class MalformedJSON(ValueError):
 def parse(data: bytes | str):
     """The JSON value of ``data``, or :class:`MalformedJSON`."""
     try:
-        value = simplejson.loads(data, use_decimal=True)
+        value = simplejson.loads(data, use_decimal=True, parse_int=_integer)
     except RecursionError:
         raise MalformedJSON("json_depth", max=MAX_DEPTH) from None
     except simplejson.JSONDecodeError as exc:
@@ -47,6 +48,12 @@ def parse(data: bytes | str):
     if surrogates or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
         _walk(value, surrogates)
     return value
+
+
+def _integer(text: str) -> int | Decimal:
+    """Integers as ``int``; one too long for Python's int parsing (4300 digits) stays a valid JSON
+    number — a Decimal — that the field it was sent for refuses (422), not a malformed body (400)."""
+    return int(text) if len(text) <= 4000 else Decimal(text)
 
 
 def _walk(value, surrogates: bool) -> None:

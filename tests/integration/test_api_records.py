@@ -279,7 +279,7 @@ def test_the_weighted_amount_formula_follows_amount_and_probability(client, rep)
 def test_entering_proposal_needs_an_amount(client, rep):
     opp = opportunity(client, rep)
     assert invalid(patch(client, rep, "opportunity", opp, stage="proposal")) == {
-        "amount": ["Required to enter stage 'proposal'."]}
+        "amount": ["Required to enter stage 'Proposal / quote'."]}
     assert get(client, rep, "opportunity", opp["id"]).json["stage"] == "initial_contact"
     assert patch(client, rep, "opportunity", opp, stage="proposal", amount=5000).json["stage"] == "proposal"
 
@@ -288,7 +288,7 @@ def test_winning_needs_an_amount_and_a_close_date(client, rep):
     opp = patch(client, rep, "opportunity", opportunity(client, rep), stage="negotiation").json
     fields = invalid(patch(client, rep, "opportunity", opp, stage="won", expected_close_date=None))
     assert set(fields) == {"amount", "expected_close_date"}
-    assert fields["amount"] == ["Required to enter stage 'won'."]
+    assert fields["amount"] == ["Required to enter stage 'Won'."]
     assert patch(client, rep, "opportunity", opp, stage="won", amount=800).json["stage"] == "won"
 
 
@@ -296,7 +296,7 @@ def test_an_active_contract_needs_its_dates_in_order(client, rep):
     contract = create(client, rep, "contract", name="Supply", account=account(client, rep)["id"], amount=100)
     contract = patch(client, rep, "contract", contract, stage="pending_approval").json
     assert invalid(patch(client, rep, "contract", contract, stage="active")) == {
-        "signed_on": ["Required to enter stage 'active'."], "start_date": ["Required to enter stage 'active'."]}
+        "signed_on": ["Required to enter stage 'Active'."], "start_date": ["Required to enter stage 'Active'."]}
     dates = {"signed_on": "2026-01-01", "start_date": "2026-02-01"}
     assert invalid(patch(client, rep, "contract", contract, stage="active", end_date="2026-01-31", **dates)) == {
         "stage": ["An active contract needs its signing and start dates, and must not end before it starts."]}
@@ -306,7 +306,7 @@ def test_an_active_contract_needs_its_dates_in_order(client, rep):
 def test_a_stage_move_the_definition_does_not_allow_is_422_on_stage(client, rep):
     opp = opportunity(client, rep, amount=1000)
     assert invalid(patch(client, rep, "opportunity", opp, stage="won")) == {
-        "stage": ["Cannot move from stage 'initial_contact' to 'won'."]}
+        "stage": ["Cannot move from stage 'Initial contact' to 'Won'."]}
     lead = patch(client, rep, "lead", create(client, rep, "lead", name="Ann"), stage="following_up").json
     assert set(invalid(patch(client, rep, "lead", lead, stage="new"))) == {"stage"}
     assert set(invalid(patch(client, rep, "lead", lead, stage="sleeping"))) == {"stage"}

@@ -14,6 +14,7 @@ from crm_platform.engine import (BadRequest, Conflict, Duplicate, Filter, Forbid
                                  RecordInvalid, RecordService, StaleVersion, compile_runtime, make_engine, new_id)
 from crm_platform.engine.errors import FieldsForbidden
 from crm_platform.engine.hooks import NoHooks
+from crm_platform.engine.validation import IMPORT
 from crm_platform.installation import Installation, Settings
 from crm_platform.metadata import load_catalog
 
@@ -224,8 +225,9 @@ def test_delete_is_blocked_while_other_records_refer_to_it(rep, admin):
     with pytest.raises(Conflict) as info:
         admin.delete("account", acct["id"])  # reps may not delete accounts or contacts
     assert type(info.value) is Conflict and info.value.code == "conflict"
-    assert (info.value.message.key, info.value.message.params) == \
-        ("referenced", {"other": "contact", "field": "account"})  # no count: it would include unseen records
+    assert info.value.message.key == "referenced"  # no count: it would include unseen records
+    assert info.value.message.render("en") == "Cannot delete: Contact records refer to it through 'Account'."
+    assert info.value.message.render("zh") == "无法删除：有联系人记录通过「所属客户」引用它。"
     assert rep.get("account", acct["id"])["name"] == "Acme"
     admin.delete("contact", contact["id"])
     admin.delete("account", acct["id"])
@@ -491,3 +493,29 @@ def test_the_named_action_may_set_its_stage_and_the_transitions_still_apply(rule
     assert errors_moving(old, None) == {"stage": ["stage_action_only"]}
     assert errors_moving(old, "update") == {"stage": ["stage_action_only"]}
     assert errors_moving({**old, "stage": "invalid"}, "convert") == {"stage": ["transition"]}
+
+
+def test_the_trusted_system_context_loads_records_in_any_stage_but_action_only_ones(installation, org):
+    system = installation.records(None)  # demo data, the CLI, imports: action "import"
+    acct = system.create("account", {"name": "Acme", "owner": org["rep"].id})["id"]
+    won = system.create("opportunity", {"name": "Old deal", "account": acct, "owner": org["rep"].id, "amount": 10,
+                                        "expected_close_date": "2025-12-31", "stage": "won"})
+    assert won["stage"] == "won"
+    assert invalid(lambda: system.create("opportunity", {"name": "Old deal", "account": acct, "owner": org["rep"].id,
+                                                         "expected_close_date": "2025-12-31", "stage": "won"})) == \
+        {"amount": ["gate_required"]}  # the gate still applies
+    assert invalid(lambda: system.create("lead", {"name": "Li", "stage": "converted"})) == \
+        {"stage": ["stage_action_only"]}
+
+
+def test_import_passes_the_entry_check_only(rules_runtime):
+    validator = rules_runtime.entities["opportunity"].validator
+
+    def errors_creating(stage, action):
+        record = {"stage": stage, "name": "Deal", "amount": None}
+        errors = {}
+        validator.check(record, {"stage": stage}, None, None, errors, action=action)
+        return {name: [m.key for m in messages] for name, messages in errors.items() if name in ("stage", "amount")}
+    assert errors_creating("negotiation", None) == {"stage": ["stage_entry"]}
+    assert errors_creating("negotiation", IMPORT) == {}
+    assert errors_creating("won", IMPORT) == {"amount": ["gate_required"]}

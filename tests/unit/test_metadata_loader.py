@@ -327,3 +327,67 @@ def test_catalog_version_changes_when_a_label_changes(tmp_path):
     assert old.entity("thing").field("title").label["zh"] == "X"
     assert new.entity("thing").field("title").label["zh"] == "标题"
     assert old.version != new.version
+
+
+# --- texts shown when a rule fires, entry stages, stages only an action may set -----------------------
+
+ZH_ONLY = {"zh": "请先填写金额。"}
+FALLBACK = "the message needs an 'en' text (the fallback for other languages)"
+
+
+@pytest.mark.parametrize("extra, pointer", [
+    ({"stages": [{"name": "open", "label": L}, {"name": "won", "label": L, "gate": {"condition": "title != ''",
+                                                                                    "message": ZH_ONLY}}]},
+     "/stages/1/gate/message"),
+    ({"duplicate_rules": [{"name": "same", "fields": ["title"]},
+                          {"name": "same_title", "fields": ["title"], "message": ZH_ONLY}]},
+     "/duplicate_rules/1/message"),
+], ids=["gate", "duplicate-rule"])
+def test_a_rule_message_without_an_english_text_is_a_definition_problem(tmp_path, extra, pointer):
+    folder = write_pack(tmp_path, entities=[entity(**extra)])
+    assert problems(folder) == [(E, pointer, FALLBACK)]
+
+
+def test_an_overlay_that_leaves_a_gate_message_without_english_is_reported_in_the_overlay(tmp_path):
+    stages = [{"name": "open", "label": L},
+              {"name": "won", "label": L, "gate": {"condition": "title != ''", "message": {"en": "Title first."}}}]
+    write_pack(tmp_path, name="core", entities=[entity(stages=stages)])
+    overlay = {"name": "thing", "stages": [{"name": "won", "gate": {"required": ["title"], "message": ZH_ONLY}}]}
+    folder = write_pack(tmp_path, name="shop", extends=["core"], entities=[overlay])
+    assert problems(folder) == [(E, "/stages/0/gate/message", FALLBACK)]
+
+
+@pytest.mark.parametrize("stages, extra, expected", [
+    ([{"name": "open", "label": L}, {"name": "won", "label": L, "set_by": ["convrt"]}], {},
+     [("/stages/1/set_by/0", "unknown action 'convrt' (did you mean 'convert'?)")]),
+    ([{"name": "open", "label": L}, {"name": "won", "label": L, "set_by": ["convert"], "entry": True}], {},
+     [("/stages/1/entry", "a stage only an action may set cannot be an entry stage")]),
+    ([{"name": "open", "label": L, "set_by": ["convert"]}, {"name": "won", "label": L}], {},
+     [("/stages/0/set_by", "'open' is the initial stage: new records start there, so an action cannot be "
+                           "required to set it")]),
+    ([{"name": "open", "label": L}, {"name": "won", "label": L, "set_by": ["convert"]}], {"initial_stage": "won"},
+     [("/initial_stage", "'won' is the initial stage: new records start there, so an action cannot be "
+                         "required to set it")]),
+], ids=["unknown-action", "entry-and-action-only", "first-stage", "initial-stage"])
+def test_stage_entry_and_action_declarations_are_checked(tmp_path, stages, extra, expected):
+    folder = write_pack(tmp_path, entities=[entity(stages=stages, **extra)])
+    assert problems(folder) == [(E, pointer, message) for pointer, message in expected]
+
+
+def test_entry_stages_are_the_initial_stage_and_those_marked_entry(tmp_path):
+    stages = [{"name": "draft", "label": L}, {"name": "open", "label": L, "entry": True},
+              {"name": "won", "label": L, "set_by": ["convert"]}]
+    folder = write_pack(tmp_path, entities=[entity(stages=stages)])
+    thing = load_catalog([str(folder)]).entity("thing")
+    assert thing.entry_stages == ("draft", "open")
+    assert (thing.stage("won").set_by, thing.stage("open").set_by) == (("convert",), ())
+    assert load_catalog([str(folder)]).version != load_catalog([str(write_pack(
+        tmp_path / "b", entities=[entity(stages=[dict(s, entry=False) if s["name"] == "open" else s
+                                                 for s in stages])]))]).version
+
+
+def test_the_base_pack_declares_its_entry_and_action_only_stages(catalog):
+    lead, contract, deal = catalog.entity("lead"), catalog.entity("contract"), catalog.entity("opportunity")
+    assert lead.stage("converted").set_by == ("convert",)
+    assert (lead.entry_stages, contract.entry_stages, deal.entry_stages) == (("new",), ("draft", "active"),
+                                                                             ("initial_contact",))
