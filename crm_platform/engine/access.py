@@ -7,6 +7,7 @@ record that a get would refuse, and ``explain`` gives the reasons the enforcemen
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -16,6 +17,23 @@ import sqlalchemy as sa
 from .accounts import Actor
 from .policy import EntityPolicy, no_access, system_access
 from .runtime import EntityRuntime, Runtime
+
+@functools.lru_cache(maxsize=16)
+def _teams_below(teams: sa.Table) -> sa.Select:
+    """Ids of team ``:team`` and every team below it. Built once per teams table (building the
+    recursive CTE costs more than running it), executed with the team as a parameter."""
+    down = sa.select(teams.c.id).where(teams.c.id == sa.bindparam("team")).cte("down", recursive=True)
+    down = down.union_all(sa.select(teams.c.id).join(down, teams.c.parent_id == down.c.id))
+    return sa.select(down.c.id)
+
+
+@functools.lru_cache(maxsize=16)
+def _team_names_up(teams: sa.Table) -> sa.Select:
+    """Names of team ``:team`` and every team above it (built once, like :func:`_teams_below`)."""
+    up = sa.select(teams.c.parent_id, teams.c.name).where(teams.c.id == sa.bindparam("team")).cte("up", recursive=True)
+    up = up.union_all(sa.select(teams.c.parent_id, teams.c.name).join(up, teams.c.id == up.c.parent_id))
+    return sa.select(up.c.name)
+
 
 #: Actions a sharing rule at each level grants.
 SHARE_ACTIONS = {"read": ("read",), "write": ("read", "update")}
@@ -48,11 +66,8 @@ class Access:
         """The team and every team below it."""
         if team_id is None:
             return frozenset()
-        teams = self.runtime.tables["teams"]
-        down = sa.select(teams.c.id).where(teams.c.id == team_id).cte("down", recursive=True)
-        down = down.union_all(sa.select(teams.c.id).join(down, teams.c.parent_id == down.c.id))
         with self.db.connect() as conn:
-            return frozenset(conn.scalars(sa.select(down.c.id)))
+            return frozenset(conn.scalars(_teams_below(self.runtime.tables["teams"]), {"team": team_id}))
 
     @cached_property
     def my_subtree(self) -> frozenset[str]:
@@ -63,11 +78,8 @@ class Access:
         """Names of the actor's team and every team above it."""
         if self.actor is None or self.actor.team is None:
             return frozenset()
-        teams = self.runtime.tables["teams"]
-        up = sa.select(teams.c.parent_id, teams.c.name).where(teams.c.id == self.actor.team).cte("up", recursive=True)
-        up = up.union_all(sa.select(teams.c.parent_id, teams.c.name).join(up, teams.c.id == up.c.parent_id))
         with self.db.connect() as conn:
-            return frozenset(conn.scalars(sa.select(up.c.name)))
+            return frozenset(conn.scalars(_team_names_up(self.runtime.tables["teams"]), {"team": self.actor.team}))
 
     def _in_team(self, team_name: str | None) -> bool:
         """Whether the actor is in the named team or below it (None: no team restriction)."""
