@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 from datetime import date, datetime
+from decimal import Context, Decimal
 from unittest.mock import ANY
 from pathlib import Path
 
@@ -29,16 +30,32 @@ SOURCES = frozenset({"web_form", "ad", "event", "referral", "partner", "customer
                      "tender", "other"})
 AUDIT_SKIP = frozenset({"id", "version", "created_at", "created_by", "updated_at", "updated_by"})
 
+#: As the web layer's JSON parser hands it over: amounts with a fraction are Decimals.
 DATA = {
     "name": "Cold-chain rollout, phase 2",
-    "amount": 1250000.5,
+    "amount": Decimal("1250000.5"),
     "probability": 40,
     "expected_close_date": "2025-09-30",
     "source": "referral",
     "next_step": "Send the revised quote",
     "description": "Three warehouses and 40 refrigerated trucks; telemetry and a customer portal.",
-    "cost": 830000.25,
+    "cost": Decimal("830000.25"),
 }
+_CENT, _EXACT, _BOUND = Decimal("0.01"), Context(prec=40), 10 ** 18  # currency: NUMERIC(20, 2)
+_PERCENT_MAX = Decimal(100)
+
+
+def _amount(value, hi=None) -> Decimal:
+    """What the engine does to an amount: exact Decimal, finite, within range, at most 2 places."""
+    if type(value) is not Decimal and type(value) is not int:
+        raise ValueError("type")
+    number = Decimal(value)
+    if not number.is_finite() or number < 0 or (hi is not None and number > hi) or number >= _BOUND:
+        raise ValueError("range")
+    exact = number.quantize(_CENT, context=_EXACT)
+    if exact != number:
+        raise ValueError("precision")
+    return exact
 
 
 def _open(url: str, options: dict):
@@ -62,9 +79,9 @@ def _measure(label: str, installation, args) -> list[Row]:
     fixed = {"version": 1, "owner": actor.id, "team": actor.team, "stage": "initial_contact",
              "created_by": actor.id, "updated_by": actor.id, "name": DATA["name"], "account": account,
              "primary_contact": None, "decision_maker": None, "opportunity_type": "new_business",
-             "amount": DATA["amount"], "probability": DATA["probability"],
+             "amount": _amount(DATA["amount"]), "probability": _amount(DATA["probability"], _PERCENT_MAX),
              "expected_close_date": date(2025, 9, 30), "source": DATA["source"], "next_step": DATA["next_step"],
-             "competitors": None, "description": DATA["description"], "lost_reason": None, "cost": DATA["cost"]}
+             "competitors": None, "description": DATA["description"], "lost_reason": None, "cost": _amount(DATA["cost"])}
     insert = table.insert()
 
     def engine():
@@ -88,11 +105,12 @@ def _measure(label: str, installation, args) -> list[Row]:
         name = d["name"].strip() if type(d.get("name")) is str else None
         if not name or len(name) > 200:
             errors["name"] = ["required"]
-        for key in ("amount", "cost"):
-            if type(d.get(key)) not in (int, float) or d[key] < 0 or round(d[key], 2) != d[key]:
+        amounts = {}
+        for key, hi in (("amount", None), ("cost", None), ("probability", _PERCENT_MAX)):
+            try:
+                amounts[key] = _amount(d.get(key), hi)
+            except ValueError:
                 errors[key] = ["type"]
-        if type(d.get("probability")) not in (int, float) or not 0 <= d["probability"] <= 100:
-            errors["probability"] = ["type"]
         try:
             close = date.fromisoformat(d["expected_close_date"])
         except (KeyError, TypeError, ValueError):
@@ -114,14 +132,14 @@ def _measure(label: str, installation, args) -> list[Row]:
             if errors:
                 raise ValueError(errors)
             record = {**fixed, "id": record_id, "created_at": now, "updated_at": now, "team": owner.team_id,
-                      "name": name, "next_step": next_step, "expected_close_date": close}
+                      "name": name, "next_step": next_step, "expected_close_date": close, **amounts}
             conn.execute(insert, record)
             out = {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in record.items()}
             changes = {k: [None, v] for k, v in out.items() if v is not None and k not in AUDIT_SKIP}
             conn.execute(audit_insert, {"entity": "opportunity", "record_id": record_id, "version": 1,
                                         "action": "create", "actor_id": actor.id, "at": now, "changes": changes})
-        out["weighted_amount"] = d["amount"] * d["probability"] / 100
-        out["margin"] = d["amount"] - d["cost"]
+        out["weighted_amount"] = (amounts["amount"] * amounts["probability"] / 100).quantize(_CENT)
+        out["margin"] = amounts["amount"] - amounts["cost"]
         return out
 
     # Same row either way (apart from id and timestamps).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 from .common import Row, compare, profile, row
@@ -163,6 +164,13 @@ PROBES = [
     ("email", "a@b"), ("email", " a@b.cn "), ("location", {"lat": 91, "lon": 0}), ("location", {"lat": 1}),
     ("parent", "x" * 37), ("code", "abc-1234"), ("postcode", "12345"), ("vip", 1), ("birthday", None),
     ("unknown", 1),
+    # Exact amounts: what the JSON parser gives (Decimal), floats from Python callers, and the edges.
+    ("amount", Decimal("12345678901234.56")), ("amount", Decimal("1E+999999")), ("amount", Decimal("1E-999999")),
+    ("amount", Decimal("1.10")), ("amount", Decimal("-0.00")), ("amount", 10 ** 400), ("amount", "1_000"),
+    ("amount", "Infinity"), ("amount", " 7 "), ("ratio", Decimal("0.43750")), ("weight", 0.1),
+    ("budget", Decimal("-999999999999999999.99")), ("budget", Decimal("-1E+18")), ("discount", Decimal("100.00")),
+    ("discount", Decimal("100.01")), ("probability", [1]), ("location", {"lat": Decimal("91"), "lon": 0}),
+    ("location", {"lat": Decimal("NaN"), "lon": 0}),
 ]
 
 

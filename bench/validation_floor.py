@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 from urllib.parse import urlsplit
 
 from .validation_record import STATUS, PRIORITY, REGION, INDUSTRY, TAGS, CHANNELS, RECORD
@@ -23,6 +23,11 @@ _M = object()  # an absent key
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _BOUNDS = {places: 10 ** (20 - places) for places in range(8)}  # NUMERIC(20, places) holds |v| < bound
+_QUANTA = {places: Decimal(1).scaleb(-places) for places in range(8)}
+_ZEROS = {places: Decimal(0).quantize(q) for places, q in _QUANTA.items()}
+_EXACT = Context(prec=40)
+_NUMERAL = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,9})?\s*", re.ASCII)
+_D0, _D100 = Decimal(0), Decimal(100)
 
 
 class Bad(Exception):
@@ -88,29 +93,36 @@ def _int(v, lo=_INT64_MIN, hi=_INT64_MAX):
 
 
 def _number(v, places, lo=None, hi=None):
+    """An exact Decimal at ``places``: from a Decimal or int (what the JSON parser gives), a float
+    (by its repr) or a plain numeral string; range checked before anything can overflow."""
     if v is None:
         return None
-    if type(v) is str:
-        try:
-            d = Decimal(v.strip())
-        except InvalidOperation:
-            raise Bad("type") from None
-        if not d.is_finite() or -d.as_tuple().exponent > places:
-            raise Bad("precision")
-        v = float(d)
-    elif type(v) is int or type(v) is float:
-        if not math.isfinite(v) or round(v, places) != v:
-            raise Bad("precision")
+    kind = type(v)
+    bound = _BOUNDS[places]
+    if kind is Decimal:
+        d = v
+    elif kind is int:
+        d = Decimal(v) if -bound < v < bound else Decimal(bound if v > 0 else -bound)
+    elif kind is float:
+        d = Decimal(repr(v))
+    elif kind is str:
+        if not _NUMERAL.fullmatch(v):
+            raise Bad("type")
+        d = Decimal(v)
     else:
         raise Bad("type")
-    if lo is not None and v < lo:
+    if not d.is_finite():
+        raise Bad("type")
+    if lo is not None and d < lo:
         raise Bad("min")
-    if hi is not None and v > hi:
+    if hi is not None and d > hi:
         raise Bad("max")
-    bound = _BOUNDS[places]
-    if not -bound < v < bound:
+    if not -bound < d < bound:
         raise Bad("too_large")
-    return v
+    exact = d.quantize(_QUANTA[places], context=_EXACT)
+    if exact != d:
+        raise Bad("precision")
+    return exact if exact else _ZEROS[places]
 
 
 def _bool(v):
@@ -179,9 +191,15 @@ def _geo(v):
     if type(v) is not dict or set(v) != {"lat", "lon"}:
         raise Bad("type")
     lat, lon = v["lat"], v["lon"]
-    if type(lat) not in (int, float) or not math.isfinite(lat) or not -90 <= lat <= 90:
+    if type(lat) is Decimal:
+        if not lat.is_finite() or not -90 <= lat <= 90:
+            raise Bad("type")
+    elif type(lat) not in (int, float) or not math.isfinite(lat) or not -90 <= lat <= 90:
         raise Bad("type")
-    if type(lon) not in (int, float) or not math.isfinite(lon) or not -180 <= lon <= 180:
+    if type(lon) is Decimal:
+        if not lon.is_finite() or not -180 <= lon <= 180:
+            raise Bad("type")
+    elif type(lon) not in (int, float) or not math.isfinite(lon) or not -180 <= lon <= 180:
         raise Bad("type")
     return {"lat": float(lat), "lon": float(lon)}
 
@@ -275,7 +293,7 @@ def floor_validate(data):
     v = get("weight", _M)
     if v is not _M:
         try:
-            values["weight"] = _number(v, 3, 0)
+            values["weight"] = _number(v, 3, _D0)
         except Bad as exc:
             errors.setdefault("weight", []).append(exc.args[0])
     v = get("ratio", _M)
@@ -287,13 +305,13 @@ def floor_validate(data):
     v = get("amount", _M)
     if v is not _M:
         try:
-            values["amount"] = _number(v, 2, 0)
+            values["amount"] = _number(v, 2, _D0)
         except Bad as exc:
             errors.setdefault("amount", []).append(exc.args[0])
     v = get("cost", _M)
     if v is not _M:
         try:
-            values["cost"] = _number(v, 2, 0)
+            values["cost"] = _number(v, 2, _D0)
         except Bad as exc:
             errors.setdefault("cost", []).append(exc.args[0])
     v = get("budget", _M)
@@ -305,13 +323,13 @@ def floor_validate(data):
     v = get("discount", _M)
     if v is not _M:
         try:
-            values["discount"] = _number(v, 2, 0, 100)
+            values["discount"] = _number(v, 2, _D0, _D100)
         except Bad as exc:
             errors.setdefault("discount", []).append(exc.args[0])
     v = get("probability", _M)
     if v is not _M:
         try:
-            values["probability"] = _number(v, 2, 0, 100)
+            values["probability"] = _number(v, 2, _D0, _D100)
         except Bad as exc:
             errors.setdefault("probability", []).append(exc.args[0])
     v = get("active", _M)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 ENTITY = "bench_record"
 
 
@@ -66,6 +68,7 @@ FIELDS = [
 ]
 assert len(FIELDS) == 40
 
+#: The record as the web layer's JSON parser hands it over: a number with a fraction is a Decimal.
 RECORD = {
     "title": "  Annual framework agreement — cold-chain logistics  ",
     "code": "ABC-1234",
@@ -80,12 +83,12 @@ RECORD = {
     "quantity": 1200,
     "rank": 7,
     "headcount": 350,
-    "weight": 12.375,
-    "ratio": 0.4375,
-    "amount": 1250000.50,
+    "weight": Decimal("12.375"),
+    "ratio": Decimal("0.4375"),
+    "amount": Decimal("1250000.50"),
     "cost": "830000.25",
     "budget": 1500000,
-    "discount": 12.5,
+    "discount": Decimal("12.5"),
     "probability": 60,
     "active": True,
     "vip": False,
@@ -103,7 +106,7 @@ RECORD = {
     "channels": ["phone", "wechat"],
     "parent": "0190f3a2-7c1d-7e5f-8a9b-0c1d2e3f4a5b",
     "assignee": "0190f3a2-7c1d-7e5f-8a9b-0c1d2e3f4a5c",
-    "location": {"lat": 31.2304, "lon": 121.4737},
+    "location": {"lat": Decimal("31.2304"), "lon": Decimal("121.4737")},
     "city": "Shanghai",
     "postcode": "200000",
     "remarks": "Send the revised quote by Friday.",

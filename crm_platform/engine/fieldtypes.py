@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from crm_platform.metadata.model import FieldDef
 
 from .columns import UTCDateTime
+from .decimals import EXACT, NUMERIC_DIGITS, ExactNumeric, from_float, to_decimal
 
 Check = Callable[[Any], Any]
 
@@ -37,7 +39,7 @@ class FieldType:
 
     stored = True
     sortable = True
-    expected = "a value"
+    expected = "value"
 
     def column_type(self, f: FieldDef) -> sa.types.TypeEngine:
         raise NotImplementedError
@@ -89,7 +91,7 @@ class Text(FieldType):
             if not value:
                 return None
             if "\x00" in value:
-                raise Invalid("type", expected="text without NUL characters")
+                raise Invalid("type", expected="text_without_nul")
             if len(value) > limit:
                 raise Invalid("max_length", max=limit)
             if own is not None and not own.fullmatch(value):
@@ -144,12 +146,10 @@ class Url(Text):
 
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
-#: Total digits of the NUMERIC columns that hold decimal, currency and percent values.
-NUMERIC_DIGITS = 20
 
 
 class Integer(FieldType):
-    expected = "an integer"
+    expected = "integer"
 
     def column_type(self, f):
         return sa.BigInteger()
@@ -162,7 +162,7 @@ class Integer(FieldType):
             if value is None:
                 return None
             if type(value) is not int:
-                raise Invalid("type", expected="an integer")
+                raise Invalid("type", expected="integer")
             if lo is not None and value < lo:
                 raise Invalid("min", min=lo)
             if hi is not None and value > hi:
@@ -174,60 +174,87 @@ class Integer(FieldType):
         try:
             value = int(text)
         except ValueError:
-            raise Invalid("type", expected="an integer") from None
+            raise Invalid("type", expected="integer") from None
         if not INT64_MIN <= value <= INT64_MAX:
-            raise Invalid("type", expected="a 64-bit integer")
+            raise Invalid("type", expected="integer_64")
         return value
 
 
 class Number(FieldType):
-    """decimal, currency, percent: JSON numbers (numeric strings accepted), fixed precision."""
+    """decimal, currency, percent: exact :class:`Decimal` values of a fixed number of places.
 
-    expected = "a number"
+    Accepted: JSON numbers (int or Decimal from the parser), numeric strings, and floats from Python
+    callers and JSON definitions (read by their repr: ``0.1`` is ``Decimal('0.1')``). The value must
+    fit the column (``NUMERIC(20, places)``: fewer than ``20 - places`` whole digits) and have no more
+    significant places than the field (``"1.10"`` fits one place). It is returned quantized to the
+    field's places, so ``1.5`` at 2 places reads back as ``1.50`` on every database.
+    """
+
+    expected = "number"
     default_precision = 2
 
     def column_type(self, f):
-        return sa.Numeric(NUMERIC_DIGITS, self.precision(f), asdecimal=False)
+        return ExactNumeric(self.precision(f))
 
     def precision(self, f):
         return f.precision if f.precision is not None else self.default_precision
 
     def check(self, f):
-        places, lo, hi = self.precision(f), f.min, f.max
-        bound = 10 ** (NUMERIC_DIGITS - places)  # the column holds values strictly inside ±bound
+        places = self.precision(f)
+        quantum, digits = Decimal(1).scaleb(-places), NUMERIC_DIGITS - places
+        bound = 10 ** digits  # the column holds values strictly inside ±bound
+        zero = Decimal(0).quantize(quantum)
+        shown_lo, shown_hi = f.min, f.max  # as the definition wrote them, for the messages
+        lo = None if f.min is None else to_decimal(f.min)
+        hi = None if f.max is None else to_decimal(f.max)
 
         def check(value):
             if value is None:
                 return None
-            if type(value) is str:
-                try:
-                    parsed = Decimal(value.strip())
-                except InvalidOperation:
-                    raise Invalid("type", expected="a number") from None
-                if not parsed.is_finite():
-                    raise Invalid("type", expected="a number")
-                if -parsed.as_tuple().exponent > places:
-                    raise Invalid("precision", precision=places)
-                value = float(parsed)
-            elif type(value) is int or type(value) is float:
-                if not math.isfinite(value):
-                    raise Invalid("type", expected="a number")
-                if round(value, places) != value:
-                    raise Invalid("precision", precision=places)
+            kind = type(value)
+            if kind is Decimal:
+                number = value
+            elif kind is int:
+                number = Decimal(value) if -bound < value < bound else Decimal(bound if value > 0 else -bound)
+            elif kind is float:
+                number = from_float(value)
+            elif kind is str:
+                if not _NUMBER.fullmatch(value):
+                    raise Invalid("type", expected="number")
+                number = Decimal(value)
             else:
-                raise Invalid("type", expected="a number")
-            if lo is not None and value < lo:
-                raise Invalid("min", min=lo)
-            if hi is not None and value > hi:
-                raise Invalid("max", max=hi)
-            if not -bound < value < bound:
-                raise Invalid("too_large", digits=NUMERIC_DIGITS - places)
-            return value
+                raise Invalid("type", expected="number")
+            if not number.is_finite():
+                raise Invalid("type", expected="number")
+            # Comparisons are exact and never raise, whatever the exponent (1e999999 is just large).
+            if lo is not None and number < lo:
+                raise Invalid("min", min=shown_lo)
+            if hi is not None and number > hi:
+                raise Invalid("max", max=shown_hi)
+            if not -bound < number < bound:
+                raise Invalid("too_large", digits=digits)
+            exact = number.quantize(quantum, context=EXACT)  # fits: fewer than 20 digits
+            if exact != number:
+                raise Invalid("precision", precision=places)
+            return exact if exact else zero  # -0.00 is 0.00
         return check
+
+    def to_json(self, value):
+        return value  # a Decimal: the web layer writes its exact digits as a JSON number
+
+    def parse_query(self, f, text):
+        """A filter value: a numeral the column can hold at the field's places (so the comparison is
+        exact on every database), but not bound by the field's min/max (``amount > -1`` is a fine query)."""
+        return self.check(replace(f, min=None, max=None))(text)
+
+
+#: A plain decimal numeral (what a numeric string may hold): ASCII digits, an optional sign, point
+#: and exponent, spaces around. Unlike ``Decimal()`` it refuses "NaN", "Infinity", "1_000" and "١٢".
+_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,9})?\s*", re.ASCII)
 
 
 class Boolean(FieldType):
-    expected = "true or false"
+    expected = "boolean"
 
     def column_type(self, f):
         return sa.Boolean()
@@ -236,7 +263,7 @@ class Boolean(FieldType):
         def check(value):
             if value is None or type(value) is bool:
                 return value
-            raise Invalid("type", expected="true or false")
+            raise Invalid("type", expected="boolean")
         return check
 
     def parse_query(self, f, text):
@@ -244,7 +271,7 @@ class Boolean(FieldType):
             return True
         if text.lower() in ("false", "0", "no"):
             return False
-        raise Invalid("type", expected="true or false")
+        raise Invalid("type", expected="boolean")
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -279,15 +306,15 @@ class DateTime(FieldType):
         def check(value):
             if value is None or value == "":
                 return None
-            if type(value) is not str:
-                raise Invalid("datetime")
+            if type(value) is not str or not value.isascii() or "\x00" in value:
+                raise Invalid("datetime")  # fromisoformat stops reading at a NUL
             try:
                 parsed = datetime.fromisoformat(value)
-            except ValueError:
+                if parsed.tzinfo is None:
+                    raise ValueError("no UTC offset")
+                return parsed.astimezone(UTC)
+            except (ValueError, OverflowError):  # Overflow: the UTC value falls outside years 1-9999
                 raise Invalid("datetime") from None
-            if parsed.tzinfo is None:
-                raise Invalid("datetime")
-            return parsed.astimezone(UTC)
         return check
 
     def to_json(self, value):
@@ -324,7 +351,7 @@ class MultiSelect(FieldType):
             if value is None:
                 return None
             if type(value) is not list:
-                raise Invalid("type", expected="a list of choices")
+                raise Invalid("type", expected="choice_list")
             chosen = [one(v) for v in value]
             return list(dict.fromkeys(v for v in chosen if v is not None)) or None
         return check
@@ -332,6 +359,10 @@ class MultiSelect(FieldType):
     def parse_query(self, f, text):
         """A filter names one choice (``filter[tags][contains]=vip``)."""
         return SELECT.check(f)(text)
+
+
+#: What an id may look like: ours are UUIDs; anything else cannot name a row (and may not reach SQL).
+_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
 
 
 class Identifier(FieldType):
@@ -344,8 +375,8 @@ class Identifier(FieldType):
         def check(value):
             if value is None or value == "":
                 return None
-            if type(value) is not str or len(value) > 36:
-                raise Invalid("type", expected="an id")
+            if type(value) is not str or not _ID.fullmatch(value):
+                raise Invalid("type", expected="id")
             return value
         return check
 
@@ -372,13 +403,26 @@ class Formula(FieldType):
     def to_row(self, f, value):
         return {}
 
-    def to_json(self, value):
+    def to_json(self, value, places: int | None = None):
+        """JSON for a computed value. A Decimal stays exact; with ``places`` (a numeric
+        ``result_type``) a number is shown at the field's places when that loses nothing
+        (``500000.200000`` → ``500000.20``, ``250`` → ``250.00``), else with every digit it has."""
+        if type(value) is int and places:
+            value = Decimal(value)
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                return None
+            if places is not None and value.as_tuple().exponent != -places:
+                try:
+                    shown = value.quantize(Decimal(1).scaleb(-places), context=EXACT)
+                except ArithmeticError:  # more digits than any amount (e.g. 1E+200): shown as it is
+                    return value
+                return shown if shown == value else value
+            return value
         if isinstance(value, datetime):
             return value.astimezone(UTC).isoformat()
         if isinstance(value, date):
             return value.isoformat()
-        if isinstance(value, Decimal):
-            return float(value)
         if isinstance(value, float) and not math.isfinite(value):
             return None
         return value
@@ -395,15 +439,20 @@ class Geo(FieldType):
 
     def check(self, f):
         def coordinate(value, low, high):
-            if type(value) not in (int, float) or not math.isfinite(value) or not low <= value <= high:
-                raise Invalid("type", expected='{"lat": -90..90, "lon": -180..180}')
+            kind = type(value)
+            if kind is Decimal:  # what the JSON parser gives for 31.2304; the columns are doubles
+                if not value.is_finite() or not low <= value <= high:
+                    raise Invalid("type", expected="geo")
+                return float(value)
+            if kind not in (int, float) or not math.isfinite(value) or not low <= value <= high:
+                raise Invalid("type", expected="geo")
             return float(value)
 
         def check(value):
             if value is None:
                 return None
             if type(value) is not dict or set(value) != {"lat", "lon"}:
-                raise Invalid("type", expected='{"lat": -90..90, "lon": -180..180}')
+                raise Invalid("type", expected="geo")
             return {"lat": coordinate(value["lat"], -90, 90), "lon": coordinate(value["lon"], -180, 180)}
         return check
 
@@ -415,7 +464,7 @@ class Geo(FieldType):
         return {f"{f.name}_lat": value and value["lat"], f"{f.name}_lon": value and value["lon"]}
 
     def parse_query(self, f, text):
-        raise Invalid("type", expected="a field that can be filtered")
+        raise Invalid("type", expected="filterable")
 
 
 SELECT = Select()

@@ -81,9 +81,20 @@ class EntityRuntime:
             out[name] = value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
         for f, kind in self.stored:
             out[f.name] = kind.to_json(record.get(f.name))
-        for f in self.formulas:
-            out[f.name] = TYPES["formula"].to_json(record.get(f.name))
+        formula = TYPES["formula"]
+        for f, places in self.formula_places:
+            out[f.name] = formula.to_json(record.get(f.name), places)
         return out
+
+    @cached_property
+    def formula_places(self) -> tuple[tuple[FieldDef, int | None], ...]:
+        """Each formula with the places its numeric ``result_type`` shows (None: not a number)."""
+        out = []
+        for f in self.formulas:
+            kind = TYPES.get(f.result_type or "")
+            places = f.precision if f.precision is not None else getattr(kind, "default_precision", None)
+            out.append((f, 0 if f.result_type == "integer" else places))
+        return tuple(out)
 
 
 @dataclass(frozen=True)

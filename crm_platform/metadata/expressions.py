@@ -16,6 +16,14 @@ condition of ``a if c else b`` and an argument of ``coalesce``/``is_blank``/``mi
 on its own, so ``amount > 1000 or stage == 'lost'`` is still True for a lost record with no amount.
 Resource bombs (``9**9**9``, ``'x' * 10**9``) raise :class:`ExpressionLimitError`, never None.
 
+Numbers are exact: amounts arrive as :class:`~decimal.Decimal` and a literal with a fraction or an
+exponent (``0.13``, ``1e3``) compiles to the Decimal of its source text, so ``amount * 0.13`` is
+exact decimal arithmetic (28 significant digits, Python's default context). Python refuses to mix
+a float with a Decimal (``TypeError``); when that happens (a float from a Python caller, from ``int /
+int``), the expression is evaluated again by its *exact twin*, compiled alongside it, in which every
+arithmetic operation first turns a float operand into the Decimal of its repr. The twin costs nothing
+until it is needed. Division by zero is None, as before.
+
 Imports only the standard library and the metadata layer's errors and function library.
 """
 
@@ -24,9 +32,11 @@ from __future__ import annotations
 import ast
 import difflib
 import inspect
+import operator
 import types
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .errors import ExpressionError, ExpressionLimitError
@@ -41,6 +51,7 @@ MAX_EXPONENT = 64          # |b| in a ** b when both are whole numbers
 MAX_POWER_BITS = 4096      # size of an int ** int result (about 1,200 digits)
 MAX_REPEAT = 100_000       # items of a repeated str/list/tuple
 MAX_CONCAT = 1_000_000     # items of a concatenated str/list/tuple
+MAX_DECIMAL_EXPONENT = 308  # a Decimal power beyond 1e308 is None, as a float's overflow is
 
 _NULLS = (ArithmeticError, TypeError, ValueError, AttributeError, LookupError)
 _SEQUENCES = (str, bytes, list, tuple)
@@ -56,6 +67,8 @@ def _pow(a: Any, b: Any) -> Any:
         if b > 0 and a.bit_length() * b > MAX_POWER_BITS:
             raise ExpressionLimitError("result of ** is too large")
     result = a ** b
+    if isinstance(result, Decimal) and (not result.is_finite() or result.adjusted() > MAX_DECIMAL_EXPONENT):
+        return None
     return None if isinstance(result, complex) else result
 
 
@@ -80,9 +93,40 @@ def _mod(a: Any, b: Any) -> Any:
     return a % b
 
 
-_RUNTIME = {"_pow": _pow, "_mul": _mul, "_add": _add, "_mod": _mod, "_NULLS": _NULLS,
+_DIVISIONS = (operator.truediv,)
+
+
+def _exactly(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``op`` as the exact twin runs it: a float operand becomes the Decimal of its repr, and an
+    int divided by an int is a Decimal (``1 / 4`` → ``0.25``)."""
+    def run(a: Any, b: Any) -> Any:
+        if type(a) is float:
+            a = Decimal(repr(a))
+        if type(b) is float:
+            b = Decimal(repr(b))
+        if type(a) is int and type(b) is int and op in _DIVISIONS:
+            a = Decimal(a)
+        return op(a, b)
+    return run
+
+
+def _mixed(error: Exception, exact: Callable[..., Any], r: Any, old: Any, user: Any) -> Any:
+    """What a failed evaluation gives: None, unless Python refused to mix a float and a Decimal —
+    then the exact twin's answer."""
+    if type(error) is TypeError:
+        text = str(error)
+        if "Decimal" in text and "float" in text:
+            return exact(r, old, user)
+    return None
+
+
+_RUNTIME = {"_pow": _pow, "_mul": _mul, "_add": _add, "_mod": _mod, "_NULLS": _NULLS, "_mixed": _mixed,
             "_E": types.MappingProxyType({})}
 _GUARDS = {ast.Pow: "_pow", ast.Mult: "_mul", ast.Add: "_add", ast.Mod: "_mod"}
+_EXACT_OPS = {ast.Add: _add, ast.Sub: operator.sub, ast.Mult: _mul, ast.Div: operator.truediv,
+              ast.FloorDiv: operator.floordiv, ast.Mod: _mod, ast.Pow: _pow}
+_EXACT = {op: f"_x{op.__name__.lower()}" for op in _EXACT_OPS}
+_RUNTIME.update({_EXACT[op]: _exactly(fn) for op, fn in _EXACT_OPS.items()})
 
 
 # --- the public surface ------------------------------------------------------------------------------
@@ -107,14 +151,18 @@ def compile_expression(source: str, names: Collection[str], *,
     """
     tree = _parse(source)
     _check_depth(tree)
-    compiler = _Compiler(frozenset(names), frozenset(numeric_names))
-    main = _function("_expr", compiler.visit(tree.body))
-    module = ast.fix_missing_locations(ast.Module(body=[*compiler.helpers, main], type_ignores=[]))
+    text = source.strip()
+    compiler = _Compiler(frozenset(names), frozenset(numeric_names), text)
+    main = _function("_expr", compiler.visit(tree.body), "_xexpr")
+    twin = _Compiler(frozenset(names), frozenset(numeric_names), text, exact=True)
+    exact = _function("_xexpr", twin.visit(tree.body))
+    body = [*compiler.helpers, main, *twin.helpers, exact]
+    module = ast.fix_missing_locations(ast.Module(body=body, type_ignores=[]))
     try:
         code = compile(module, "<expression>", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # pragma: no cover - checked above
         raise ExpressionError(f"expression could not be compiled: {exc}") from None
-    namespace: dict[str, Any] = {"__builtins__": {}, **FUNCTIONS, **_RUNTIME}
+    namespace: dict[str, Any] = {"__builtins__": {}, **FUNCTIONS, **_RUNTIME, **compiler.constants}
     exec(code, namespace)  # defines _expr (and its _pN helpers) in its own namespace; no builtins
     evaluate = namespace["_expr"]
     evaluate.__doc__ = source
@@ -193,10 +241,12 @@ def _signature(name: str) -> str:
     return f"{name}({', '.join(parts)})"
 
 
-def _function(name: str, body: ast.expr) -> ast.FunctionDef:
-    """``def name(_r, old=None, user=None): try: return <body> except _NULLS: return None``."""
+def _function(name: str, body: ast.expr, twin: str | None = None) -> ast.FunctionDef:
+    """``def name(_r, old=None, user=None): try: return <body> except _NULLS: return None``; with a
+    ``twin``, a TypeError that mixed a float and a Decimal returns ``twin(_r, old, user)`` instead."""
+    fallback = f"_mixed(_e, {twin}, _r, old, user)" if twin else "None"
     fn = ast.parse(f"def {name}(_r, old=None, user=None):\n try:\n  return None\n"
-                   " except _NULLS:\n  return None\n").body[0]
+                   f" except _NULLS{' as _e' if twin else ''}:\n  return {fallback}\n").body[0]
     fn.body[0].body[0].value = body  # type: ignore[attr-defined]
     return fn  # type: ignore[return-value]
 
@@ -230,14 +280,16 @@ def _cannot_fail(node: ast.AST) -> bool:
 
 
 class _Compiler:
-    """Checks a parsed expression node by node and returns the rewritten tree."""
+    """Checks a parsed expression node by node and returns the rewritten tree. With ``exact``, the
+    tree of the exact twin: every arithmetic operation through its ``_x...`` function, helpers ``_xpN``."""
 
-    def __init__(self, names: frozenset[str], numeric: frozenset[str]):
-        self.names, self.numeric = names, numeric
+    def __init__(self, names: frozenset[str], numeric: frozenset[str], source: str = "", exact: bool = False):
+        self.names, self.numeric, self.source, self.exact = names, numeric, source, exact
         self.read: set[str] = set()
         self.old: set[str] = set()
         self.user: set[str] = set()
         self.helpers: list[ast.FunctionDef] = []
+        self.constants: dict[str, Decimal] = {}
 
     def visit(self, node: ast.AST) -> ast.expr:
         handler = getattr(self, "visit_" + type(node).__name__, None)
@@ -250,8 +302,8 @@ class _Compiler:
         rewritten = self.visit(node)
         if _cannot_fail(node):
             return rewritten
-        name = f"_p{len(self.helpers)}"
-        self.helpers.append(_function(name, rewritten))
+        name = f"_{'x' if self.exact else ''}p{len(self.helpers)}"
+        self.helpers.append(_function(name, rewritten, None if self.exact else f"_xp{len(self.helpers)}"))
         return ast.Call(func=_load(name), args=[_load("_r"), _load("old"), _load("user")], keywords=[])
 
     def is_numeric(self, node: ast.AST) -> bool:
@@ -275,7 +327,20 @@ class _Compiler:
     def visit_Constant(self, node: ast.Constant) -> ast.expr:
         if node.value is not None and type(node.value) not in (str, int, float, bool):
             raise _refuse(node, f"{type(node.value).__name__} constant")
+        if type(node.value) is float:
+            return _load(self.decimal(node))
         return ast.Constant(node.value)
+
+    def decimal(self, node: ast.Constant) -> str:
+        """The name of a module constant holding the exact Decimal of a float literal's source text."""
+        text = ast.get_source_segment(self.source, node) if self.source else None
+        try:
+            value = Decimal(text) if text else Decimal(repr(node.value))
+        except InvalidOperation:
+            value = Decimal(repr(node.value))
+        name = f"_d{len(self.constants)}"
+        self.constants[name] = value
+        return name
 
     def visit_Name(self, node: ast.Name) -> ast.expr:
         name = node.id
@@ -323,6 +388,8 @@ class _Compiler:
         if op is ast.Mod and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
             raise _refuse(node, "'%' formatting of text")
         left, right = self.visit(node.left), self.visit(node.right)
+        if self.exact:
+            return ast.Call(func=_load(_EXACT[op]), args=[left, right], keywords=[])
         guard = _GUARDS.get(op)
         if guard and (op is ast.Pow or not (self.is_numeric(node.left) and self.is_numeric(node.right))):
             return ast.Call(func=_load(guard), args=[left, right], keywords=[])

@@ -101,10 +101,16 @@ def contains(haystack: object, needle: object) -> bool:
     return False
 
 
+#: A rounded Decimal this large stays a Decimal (its int would have more digits than text may show).
+_LARGEST_INT = Decimal("1E+300")
+
+
 def round_(x: object, n: int = 0) -> object:
     """Round half away from zero, as spreadsheets do (``round(2.5)`` is 3, ``round(2.675, 2)`` is 2.68).
 
-    A Decimal stays a Decimal; otherwise ``n <= 0`` gives an int and ``n > 0`` a float. None → None.
+    Like Python's ``round``: ``n <= 0`` gives an int; ``n > 0`` keeps the type, so a Decimal stays
+    exact (``round(amount * 0.13, 2)`` of an amount is a Decimal of 2 places) and a float stays a
+    float. None → None.
     """
     if x is None or n is None:
         return None
@@ -113,10 +119,15 @@ def round_(x: object, n: int = 0) -> object:
     if isinstance(x, int) and n >= 0:
         return x
     exact = x if isinstance(x, Decimal) else Decimal(repr(x)) if isinstance(x, float) else Decimal(x)
-    rounded = exact.quantize(Decimal(1).scaleb(-n), rounding=ROUND_HALF_UP)
-    if isinstance(x, Decimal):
-        return rounded
-    return builtins.int(rounded) if n <= 0 else builtins.float(rounded)
+    if not exact.is_finite():
+        raise ValueError("round() needs a finite number")
+    if exact.as_tuple().exponent >= -n:
+        rounded = exact  # nothing to round (and no quantize to overflow the context for a huge x)
+    else:
+        rounded = exact.quantize(Decimal(1).scaleb(-n), rounding=ROUND_HALF_UP)
+    if n > 0:
+        return rounded if isinstance(x, Decimal) else builtins.float(rounded)
+    return builtins.int(rounded) if abs(rounded) < _LARGEST_INT else rounded
 
 
 def _present(xs: tuple) -> list:
@@ -126,7 +137,8 @@ def _present(xs: tuple) -> list:
 
 
 def minimum(*xs: object) -> object:
-    """The smallest argument (or item of a single list argument), ignoring None; all None → None."""
+    """The smallest argument (or item of a single list argument), ignoring None; all None → None.
+    Decimals, ints and floats compare exactly with each other; the smallest is returned as it is."""
     present = _present(xs)
     return builtins.min(present) if present else None
 
@@ -138,6 +150,7 @@ def maximum(*xs: object) -> object:
 
 
 def absolute(x: object) -> object:
+    """``|x|``; a Decimal stays a Decimal. None → None."""
     return None if x is None else builtins.abs(x)
 
 

@@ -391,7 +391,7 @@ def test_text_functions_tolerate_none():
 def test_round_is_half_away_from_zero_like_a_spreadsheet():
     assert ev("round(2.5)") == 3 and isinstance(ev("round(2.5)"), int)
     assert ev("round(-2.5)") == -3
-    assert ev("round(2.675, 2)") == 2.68
+    assert ev("round(2.675, 2)") == Decimal("2.68")  # the literal 2.675 is a Decimal: exact
     assert ev("round(1234, -2)") == 1200
     assert ev("round(amount, 1)", {"amount": Decimal("1.25")}) == Decimal("1.3")
     assert ev("round(amount, 2)", {}) is None
@@ -453,3 +453,85 @@ def test_results_match_simpleeval(source):
     expected = simpleeval.EvalWithCompoundTypes(names=dict(RECORD), functions=dict(FUNCTIONS)).eval(source)
     assert ev(source) == expected
     assert type(ev(source)) is type(expected)
+
+
+# --- exact numbers: Decimal amounts, decimal literals, floats mixed in --------------------------------
+
+def test_a_literal_with_a_fraction_is_the_exact_decimal_of_its_text():
+    assert ev("amount * 0.13", {"amount": Decimal("12345678901234.56")}) == Decimal("1604938257160.4928")
+    assert ev("0.1 + 0.2 == 0.3") is True
+    assert ev("amount * 0.1000000000000000000001", {"amount": 1}) == Decimal("0.1000000000000000000001")
+    assert ev("1e3 + amount", {"amount": 1}) == Decimal(1001)
+
+
+def test_decimal_arithmetic_keeps_decimals():
+    record = {"amount": Decimal("1250000.50"), "probability": Decimal("40.00")}
+    assert ev("amount * probability / 100", record) == Decimal("500000.2")
+    assert type(ev("amount * probability / 100", record)) is Decimal
+    assert ev("amount - probability", record) == Decimal("1249960.50")
+    assert ev("amount // 3 + amount % 3", record) == Decimal("416666") + Decimal("2.50")
+
+
+def test_a_float_mixed_with_a_decimal_is_computed_exactly_instead_of_failing():
+    assert ev("amount * 0.13", {"amount": 1000.5}) == Decimal("130.065")
+    assert ev("amount + discount", {"amount": Decimal("1.10"), "discount": 2.2}) == Decimal("3.30")
+    assert ev("quantity / 4 * amount", {"quantity": 3, "amount": Decimal("10.00")}) == Decimal("7.5")
+    assert ev("coalesce(amount, 0) * discount", {"amount": Decimal("1.1"), "discount": 2.2}) == Decimal("2.42")
+    assert ev("amount > 5 or discount * amount", {"amount": Decimal("1.1"), "discount": 2.2}) == Decimal("2.42")
+    assert ev("discount ** amount", {"amount": Decimal("2"), "discount": 1.5}) == Decimal("2.25")
+
+
+def test_decimal_division_by_zero_is_still_none():
+    for source in ("amount / 0", "amount // 0", "amount % 0", "0 * amount / (amount - amount)"):
+        assert ev(source, {"amount": Decimal("12.50")}) is None, source
+    assert ev("min(amount / 0, 3)", {"amount": Decimal(1)}) == 3
+
+
+def test_a_decimal_power_beyond_a_floats_range_is_none_not_a_huge_number():
+    assert ev("amount ** 2", {"amount": Decimal("1.5")}) == Decimal("2.25")
+    assert ev("1.5 ** 100000") is None
+    assert ev("amount ** 1000000000", {"amount": Decimal("1.01")}) is None
+
+
+def test_library_functions_are_decimal_safe():
+    record = {"amount": Decimal("2.675"), "discount": 2.5, "quantity": 3}
+    assert ev("round(amount, 2)", record) == Decimal("2.68") and type(ev("round(amount, 2)", record)) is Decimal
+    assert ev("round(amount)", record) == 3 and type(ev("round(amount)", record)) is int
+    assert ev("round(amount * 1000, -2)", record) == 2700
+    assert ev("min(amount, discount, quantity)", record) == 2.5
+    assert ev("max(amount, discount, quantity)", record) == 3
+    assert ev("max(amount, 2.6)", record) == Decimal("2.675")
+    assert ev("abs(discount - amount)", record) == Decimal("0.175")
+    assert ev("coalesce(amount, 0)", {}) == 0
+    assert ev("add_days(close_date, amount)", {**record, "close_date": dt.date(2024, 1, 1)}) == dt.date(2024, 1, 3)
+
+
+def test_the_fast_path_stays_plain_operators_and_the_exact_twin_is_compiled_once():
+    expr = compile_expression("amount * 0.13", NAMES, numeric_names=NUMERIC)
+    assert not {"_mul", "_add", "_pow", "_mod", "_xmult"} & set(expr.evaluate.__code__.co_names)
+    assert expr.evaluate.__globals__["_xexpr"] is not expr.evaluate
+
+
+DECIMAL_DIFFERENTIAL = [
+    "amount * 0.13",
+    "amount * probability / 100",
+    "round(amount * 1.07, 2)",
+    "amount - discount * quantity",
+    "max(amount * 0.5, 100)",
+    "amount > 999.99",
+    "'big' if amount * 1.5 >= 1500 else 'small'",
+]
+
+
+@pytest.mark.parametrize("source", DECIMAL_DIFFERENTIAL)
+def test_decimal_results_match_simpleeval_up_to_float_rounding(source):
+    """simpleeval, given floats, computes in binary floating point; the compiled expression, given the
+    same values as Decimals, computes exactly. They agree up to the float's rounding."""
+    exact = {**RECORD, "amount": Decimal("1000.10"), "probability": Decimal("40"), "discount": Decimal("2.5")}
+    floats = {k: float(v) if isinstance(v, Decimal) else v for k, v in exact.items()}
+    expected = simpleeval.EvalWithCompoundTypes(names=floats, functions=dict(FUNCTIONS)).eval(source)
+    got = ev(source, exact)
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        assert isinstance(got, (int, Decimal)) and float(got) == pytest.approx(expected, rel=1e-15)
+    else:
+        assert got == expected
