@@ -20,6 +20,13 @@ from .tables import entity_table, system_tables
 from .validation import RecordValidator
 
 
+_DATETIME_SYSTEM = frozenset({"created_at", "updated_at"})
+
+
+def _utc_iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
 @dataclass(frozen=True, eq=False)
 class EntityRuntime:
     """Everything the record service needs about one entity, derived once from its definition."""
@@ -51,11 +58,20 @@ class EntityRuntime:
 
     def from_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """A record of Python values from a table row, formulas computed."""
-        record = {name: row[name] for name in self.system}
-        for f, kind in self.stored:
+        record = {name: row[name] for name in self._plain_columns}
+        for f, kind in self._converted_columns:
             record[f.name] = kind.from_row(f, row)
         self.compute(record)
         return record
+
+    @cached_property
+    def _plain_columns(self) -> tuple[str, ...]:
+        """System columns and fields whose row value is their Python value (most of them)."""
+        return self.system + tuple(f.name for f, kind in self.stored if type(kind).from_row is FieldType.from_row)
+
+    @cached_property
+    def _converted_columns(self) -> tuple[tuple[FieldDef, FieldType], ...]:
+        return tuple((f, kind) for f, kind in self.stored if type(kind).from_row is not FieldType.from_row)
 
     def compute(self, record: dict[str, Any]) -> None:
         for f in self.formulas:
@@ -75,16 +91,20 @@ class EntityRuntime:
         return row
 
     def to_json(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        out = {}
-        for name in self.system:
-            value = record.get(name)
-            out[name] = value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
-        for f, kind in self.stored:
-            out[f.name] = kind.to_json(record.get(f.name))
+        get = record.get
+        out = {name: get(name) if convert is None else convert(get(name)) for name, convert in self._json_plan}
         formula = TYPES["formula"]
         for f, places in self.formula_places:
-            out[f.name] = formula.to_json(record.get(f.name), places)
+            out[f.name] = formula.to_json(get(f.name), places)
         return out
+
+    @cached_property
+    def _json_plan(self) -> tuple[tuple[str, Any], ...]:
+        """(name, converter or None) for each system column and stored field, decided once: most values
+        are their own JSON, so a record costs one dict lookup per column and a call only where needed."""
+        plan = [(name, _utc_iso if name in _DATETIME_SYSTEM else None) for name in self.system]
+        plan += [(f.name, None if type(kind).to_json is FieldType.to_json else kind.to_json) for f, kind in self.stored]
+        return tuple(plan)
 
     @cached_property
     def formula_places(self) -> tuple[tuple[FieldDef, int | None], ...]:
