@@ -19,14 +19,15 @@ from rich.table import Table
 
 from .common import DEFAULT_PG_URL, Row, fmt_ns, fresh_postgres_database, postgres_unreachable
 
-BENCHMARKS = ("validation", "expressions", "create", "list_page", "permissions")
-SQL_BENCHMARKS = ("create", "list_page", "permissions")
+BENCHMARKS = ("validation", "expressions", "create", "list_page", "permissions", "http")
+SQL_BENCHMARKS = ("create", "list_page", "permissions", "http")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=None,
-                        help="opportunities in the list benchmarks, list_page and permissions (default 1,000,000; 20,000 with --quick)")
+                        help="opportunities in the list benchmarks, list_page and permissions (default 1,000,000; 20,000 with "
+                             "--quick); http always uses 100,000 (5,000 with --quick)")
     parser.add_argument("--quick", action="store_true", help="small sizes and few samples: a smoke run")
     parser.add_argument("--only", choices=BENCHMARKS, action="append",
                         help="run only this benchmark (repeatable)")

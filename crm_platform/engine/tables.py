@@ -57,13 +57,6 @@ def system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("changes", sa.JSON(), nullable=False),
         sa.Index("ix_crm_audit_record", "entity", "record_id", "id"),
     )
-    login_failures = sa.Table(
-        "crm_login_failures", metadata,
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-        sa.Column("key", sa.String(300), nullable=False),
-        sa.Column("at", UTCDateTime(), nullable=False),
-        sa.Index("ix_crm_login_failures_key", "key", "at"),
-    )
     counters = sa.Table(
         "crm_counters", metadata,
         sa.Column("key", sa.String(200), primary_key=True),
@@ -85,7 +78,7 @@ def system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("created_by", ID, nullable=True),
     )
-    return {"teams": teams, "files": files, "login_failures": login_failures, "users": users, "tokens": tokens, "audit": audit, "counters": counters, "meta": meta}
+    return {"teams": teams, "files": files, "users": users, "tokens": tokens, "audit": audit, "counters": counters, "meta": meta}
 
 
 def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:
@@ -115,12 +108,50 @@ def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:
                     sa.Index(f"ix_{name}_team_created", "team", "created_at", "id")]
     if entity.staged:
         indexes.append(sa.Index(f"ix_{name}_stage_created", "stage", "created_at", "id"))
+        if entity.owned:  # a rep's / a team's list of one stage, newest first
+            indexes += [sa.Index(f"ix_{name}_owner_stage_created", "owner", "stage", "created_at", "id"),
+                        sa.Index(f"ix_{name}_team_stage_created", "team", "stage", "created_at", "id")]
+    stored = {c.name for c in columns}
+    indexes += _list_view_indexes(entity, stored, {tuple(i.expressions) for i in indexes})
     for f in entity.fields:
         if f.unique:
             indexes.append(sa.Index(f"ux_{name}_{f.name}", f.name, unique=True))
         elif f.indexed or f.type in ("reference", "user", "file", "autonumber"):
             indexes.append(sa.Index(f"ix_{name}_{f.name}", f.name))
-    for rule in entity.duplicate_rules:
-        if not any(f.unique and (f.name,) == rule.fields for f in entity.fields):
+    for rule in entity.duplicate_rules:  # unless an index over exactly those fields exists already
+        if not any(tuple(str(e) for e in i.expressions) == tuple(rule.fields) for i in indexes):
             indexes.append(sa.Index(f"ix_{name}_dup_{rule.name}", *rule.fields))
     return sa.Table(name, metadata, *columns, *indexes)
+
+
+def _list_view_indexes(entity: EntityDef, stored: set[str], have: set[tuple]) -> list[sa.Index]:
+    """One index per list view and record scope: (owner | team | nothing, the view's equality filters,
+    its sort keys, id) — the order in which a user's page of that view is read, so the database seeks
+    to the first row and reads the page off the index. Owned entities are read under scope ``own``
+    (``owner = :me``), ``team``/``subtree`` (``team = :t`` / ``team IN (...)``) and ``all``.
+    An index whose columns begin another one's is left out (the longer one serves it)."""
+    scopes = (("owner",), ("team",), ()) if entity.owned else ((),)
+    wanted: dict[tuple[str, ...], str] = {}
+    for view in entity.list_views.values():
+        filters = tuple(k for k, v in view.filters.items() if k in stored and not isinstance(v, (dict, list)))
+        sort = tuple(k.lstrip("-") for k in (view.sort or entity.default_sort or ("-created_at",)))
+        if not all(k in stored for k in sort):
+            continue  # e.g. a formula: computed on read, not sortable in SQL
+        keys = tuple(dict.fromkeys(filters + tuple(k for k in sort if k != "id") + ("id",)))
+        for scope in scopes:
+            wanted.setdefault(scope + keys, f"{scope[0] if scope else 'all'}_{view.name}")
+    have = {tuple(str(e) for e in cols) for cols in have}
+    out = []
+    for cols, label in wanted.items():
+        if any(other[:len(cols)] == cols for other in have | (set(wanted) - {cols})):
+            continue
+        out.append(sa.Index(_index_name(f"ix_{entity.name}_lv_{label}"), *cols))
+    return out
+
+
+def _index_name(name: str) -> str:
+    """Index names fit PostgreSQL's 63 characters (a long one is cut and made unique by a hash)."""
+    if len(name) <= 63:
+        return name
+    import hashlib
+    return f"{name[:54]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
