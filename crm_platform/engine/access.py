@@ -78,6 +78,8 @@ class Access:
         """Names of the actor's team and every team above it."""
         if self.actor is None or self.actor.team is None:
             return frozenset()
+        if self.actor.branch is not None:  # read with the token, in the same query
+            return self.actor.branch
         with self.db.connect() as conn:
             return frozenset(conn.scalars(_team_names_up(self.runtime.tables["teams"]), {"team": self.actor.team}))
 

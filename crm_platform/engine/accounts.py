@@ -31,6 +31,9 @@ class Actor:
     role: str
     team: str | None
     locale: str = "en"
+    #: Names of the actor's team and every team above it, when the look-up that made this Actor read
+    #: them (token resolution does, in the same query); None: not known, Access reads them if needed.
+    branch: frozenset[str] | None = None
 
     def as_expression_user(self) -> dict:
         return {"id": self.id, "username": self.username, "role": self.role, "team": self.team}
@@ -161,12 +164,12 @@ class Accounts:
         """The active user holding this unrevoked, unexpired token (401 otherwise). Runs on every API
         request: one SELECT of just the columns an Actor needs, built once per pair of tables (see
         :func:`_token_query`) and bound by parameters."""
-        query = _token_query(self.t["tokens"], self.t["users"])
+        query = _token_query(self.t["tokens"], self.t["users"], self.t["teams"])
         with self.db.connect() as conn:
-            row = conn.execute(query, {"digest": _digest(token), "now": utcnow()}).first()
-        if row is None:
+            rows = conn.execute(query, {"digest": _digest(token), "now": utcnow()}).all()
+        if not rows:
             raise Unauthenticated("unauthenticated")
-        return Actor(*row)
+        return Actor(*rows[0][:5], branch=frozenset(row.team_name for row in rows if row.team_name is not None))
 
     def revoke_token(self, token: str) -> None:
         tokens = self.t["tokens"]
@@ -183,10 +186,20 @@ def _digest(token: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _token_query(tokens: sa.Table, users: sa.Table) -> sa.Select:
+def _token_query(tokens: sa.Table, users: sa.Table, teams: sa.Table) -> sa.Select:
     """The token → Actor SELECT, built once per runtime's tables (a few runtimes per process at
-    most: the cache is small and bounded). Rebuilding it per request cost more than running it."""
-    return (sa.select(users.c.id, users.c.username, users.c.role, users.c.team_id, users.c.locale)
+    most: the cache is small and bounded). Rebuilding it per request cost more than running it.
+
+    One row per team on the user's branch (their team and each team above it, by a recursive CTE),
+    so permission checks that ask "is the caller in team X or below" need no second round trip."""
+    valid = (tokens.c.token_hash == sa.bindparam("digest"), tokens.c.revoked_at.is_(None),
+             tokens.c.expires_at > sa.bindparam("now"), users.c.active)
+    up = (sa.select(teams.c.parent_id, teams.c.name)
+          .join_from(tokens, users, tokens.c.user_id == users.c.id).join(teams, teams.c.id == users.c.team_id)
+          .where(*valid).cte("branch", recursive=True))
+    up = up.union_all(sa.select(teams.c.parent_id, teams.c.name).join(up, teams.c.id == up.c.parent_id))
+    return (sa.select(users.c.id, users.c.username, users.c.role, users.c.team_id, users.c.locale,
+                      up.c.name.label("team_name"))
             .join_from(tokens, users, tokens.c.user_id == users.c.id)
-            .where(tokens.c.token_hash == sa.bindparam("digest"), tokens.c.revoked_at.is_(None),
-                   tokens.c.expires_at > sa.bindparam("now"), users.c.active))
+            .outerjoin(up, sa.true())
+            .where(*valid))

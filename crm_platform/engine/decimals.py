@@ -130,19 +130,40 @@ def from_sort_key(key: str) -> Decimal:
     raise ValueError(f"not a decimal key: {key!r}")
 
 
-def rewrite_sqlite_keys(conn: sa.Connection, table: sa.Table) -> int:
+def from_stored(value) -> Decimal:
+    """The Decimal a value read raw (untyped) from an amount column stands for: a key, a REAL or INTEGER
+    written before exact storage (SQLite), or a Decimal (PostgreSQL)."""
+    return from_sort_key(value) if type(value) is str else to_decimal(value)
+
+
+def key_glob(places: int) -> str:
+    """A SQLite GLOB pattern that matches exactly the keys :func:`sort_key` writes at ``places``."""
+    whole = "[PN]" + "[0-9]" * (NUMERIC_DIGITS - places)
+    return whole + "." + "[0-9]" * places if places else whole
+
+
+def stale_sqlite_keys(conn: sa.Connection, table_name: str, column_name: str, places: int) -> int:
+    """How many stored values of an amount column (SQLite) are not keys of ``places``: REALs from before
+    exact storage, keys of another precision. What :func:`rewrite_sqlite_keys` would rewrite."""
+    column = sa.column(column_name)
+    query = (sa.select(sa.func.count()).select_from(sa.table(table_name))
+             .where(column.is_not(None), sa.not_(column.op("GLOB", is_comparison=True)(key_glob(places)))))
+    return conn.execute(query).scalar_one()
+
+
+def rewrite_sqlite_keys(conn: sa.Connection, table: sa.Table, columns: list[sa.Column] | None = None) -> int:
     """Re-encode every stored amount of ``table`` on SQLite as the key of its column's current places.
 
     Needed where a column's stored text no longer matches its type: REALs written before exact storage
     (read back by their repr, but sorted before every key), and keys of another number of places after a
     field's ``precision`` changed (read back right, but ordered wrongly against the new ones). Reads each
-    value through the column type and writes it back; returns how many values were rewritten. A no-op
-    on other databases.
+    value through the column type and writes it back; returns how many values were rewritten. Only
+    ``columns`` if given, else every amount column. A no-op on other databases.
     """
     if conn.dialect.name != "sqlite":
         return 0
     done = 0
-    for column in (c for c in table.c if isinstance(c.type, ExactNumeric)):
+    for column in (c for c in (table.c if columns is None else columns) if isinstance(c.type, ExactNumeric)):
         stored = sa.select(table.c.id, sa.type_coerce(column, sa.Text).label("raw"), column.label("value"))
         updates = [{"_id": row.id, "_value": row.value}
                    for row in conn.execute(stored.where(column.is_not(None)))

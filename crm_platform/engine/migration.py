@@ -2,9 +2,12 @@
 
 A plan is a list of :class:`Step` s shown before anything is applied: create tables, add columns,
 rename columns (``renamed_from`` keeps the data), change column types (with a count of the values
-that would not convert), add or drop indexes. Columns and tables the definitions no longer have are
-*archived* — kept with their data — and dropped only when explicitly asked. Alembic's operations
-do the DDL, in one transaction where the database allows it.
+that would not convert), add or drop indexes, and on SQLite re-encode stored amounts that are not
+exact keys of their column's places (``rewrite_values``: REALs written before exact storage sort
+before every key, so lists are wrong until they are rewritten; the step is pending, like the others).
+Columns and tables the definitions no longer have are *archived* — kept with their data — and
+dropped only when explicitly asked. Alembic's operations do the DDL, in one transaction where the
+database allows it.
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
+from . import decimals
 from .fieldtypes import TYPES, Invalid
 from .runtime import Runtime
 
-SAFE = ("create_table", "add_column", "rename_column", "add_index", "drop_index", "change_type")
+SAFE = ("create_table", "add_column", "rename_column", "add_index", "drop_index", "change_type", "rewrite_values")
 
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # create_table | add_column | rename_column | change_type | add_index | drop_index | archive_column | archive_table
+    # create_table | add_column | rename_column | change_type | rewrite_values | add_index | drop_index
+    # | archive_column | archive_table
+    kind: str
     table: str
     name: str = ""
     detail: str = ""
@@ -73,42 +79,88 @@ def _column_steps(runtime, conn, inspector, table: sa.Table) -> list[Step]:
     steps = []
     actual = {c["name"]: c for c in inspector.get_columns(table.name)}
     renames = _renames(runtime, table)
-    claimed = set()
+    claimed, rewrites = set(), []
     for column in table.columns:
         if column.name in actual:
             reflected = actual[column.name]
             if _type_sql(reflected["type"], conn.dialect) != _type_sql(column.type, conn.dialect):
-                bad = _unconvertible(conn, table, column)
+                bad = _unconvertible(conn, table, column, reflected["type"])
                 detail = f"{_type_sql(reflected['type'], conn.dialect)} → {_type_sql(column.type, conn.dialect)}"
                 steps.append(Step("change_type", table.name, column.name, detail,
                                   f"{bad} value(s) would not convert" if bad else None))
+            else:
+                rewrites += _rewrite_steps(conn, table, column, column.name)
         elif renames.get(column.name) in actual:
             claimed.add(renames[column.name])
             steps.append(Step("rename_column", table.name, column.name, f"from {renames[column.name]}; data kept"))
+            rewrites += _rewrite_steps(conn, table, column, renames[column.name])
         else:
             steps.append(Step("add_column", table.name, column.name, _type_sql(column.type, conn.dialect)))
     for name in actual:
         if name not in table.c and name not in claimed:
             steps.append(Step("archive_column", table.name, name, "no longer defined; kept with its data"))
-    return steps
+    return steps + rewrites  # after the renames they may need
 
 
-def _unconvertible(conn, table: sa.Table, column: sa.Column) -> int:
+def _rewrite_steps(conn, table: sa.Table, column: sa.Column, stored_as: str) -> list[Step]:
+    """SQLite: a ``rewrite_values`` step for an amount column whose stored values are not all keys of
+    its places (see ``decimals.py``); none elsewhere, or when every value is a key already."""
+    if conn.dialect.name != "sqlite" or not isinstance(column.type, decimals.ExactNumeric):
+        return []
+    stale = decimals.stale_sqlite_keys(conn, table.name, stored_as, column.type.places)
+    detail = f"{stale} stored value(s) to re-encode as exact {column.type.places}-place keys"
+    return [Step("rewrite_values", table.name, column.name, detail)] if stale else []
+
+
+def _unconvertible(conn, table: sa.Table, column: sa.Column, old_type) -> int:
     """How many stored values the column's new type would reject."""
     f = column.info.get("field")
     if f is None:
         return 0
-    kind = TYPES[f.type]
     bad = 0
-    query = sa.select(sa.column(column.name)).select_from(sa.table(table.name)).where(sa.column(column.name).is_not(None))
-    for (value,) in conn.execute(query.execution_options(yield_per=1000)):
+    for _, value in _stored(conn, table.name, column.name):
         try:
-            converted = kind.parse_query(f, str(value))
-            if isinstance(converted, str) and f.max_length and len(converted) > f.max_length:
-                bad += 1
+            _converted(f, old_type, value)
         except Invalid:
             bad += 1
     return bad
+
+
+def _stored(conn, table_name: str, name: str):
+    """(id, raw value) of every non-null value of an entity table's column, read untyped."""
+    value = sa.column(name)
+    query = sa.select(sa.column("id"), value).select_from(sa.table(table_name)).where(value.is_not(None))
+    return conn.execute(query.execution_options(yield_per=1000))
+
+
+def _converted(f, old_type, value):
+    """The new type's value for a raw stored ``value`` of the column's ``old_type``, or Invalid.
+    An amount column's raw value is decoded first: on SQLite it is a text key (or a REAL from before
+    exact storage), which no parser of numerals reads."""
+    if isinstance(old_type, sa.Numeric) and not isinstance(old_type, sa.Float):
+        try:
+            value = decimals.from_stored(value)
+        except ValueError:
+            raise Invalid("type", expected="number") from None
+    converted = TYPES[f.type].convert(f, value)
+    if isinstance(converted, str) and f.max_length and len(converted) > f.max_length:
+        raise Invalid("max_length", max=f.max_length)
+    return converted
+
+
+def _carried(conn, table: sa.Table, column: sa.Column) -> list[dict]:
+    """SQLite, before a type change: the column's values converted to the new type, after which the
+    column is emptied. Alembic's table rebuild copies values with ``CAST``, which turns an amount key
+    into 0 and a long numeral into a 15-digit REAL; so the values travel through Python instead and
+    are written back through the new column type (:func:`_apply_step`)."""
+    f = column.info.get("field")
+    if conn.dialect.name != "sqlite" or f is None:
+        return []
+    old_type = next(c["type"] for c in sa.inspect(conn).get_columns(table.name) if c["name"] == column.name)
+    carried = [{"_id": id_, "_value": _converted(f, old_type, value)}
+               for id_, value in _stored(conn, table.name, column.name)]
+    conn.execute(sa.table(table.name, sa.column(column.name)).update().values({column.name: None}))
+    return carried
 
 
 def _index_steps(inspector, table: sa.Table) -> list[Step]:
@@ -145,9 +197,15 @@ def _apply_step(runtime: Runtime, conn, op: Operations, step: Step) -> None:
         op.alter_column(step.table, old, new_column_name=step.name)
     elif step.kind == "change_type":
         column = table.c[step.name]
+        carried = _carried(conn, table, column)
         with op.batch_alter_table(step.table) as batch:
             using = f"{step.name}::{column.type.compile(dialect=conn.dialect)}"
             batch.alter_column(step.name, type_=column.type, postgresql_using=using)
+        if carried:
+            write = table.update().where(table.c.id == sa.bindparam("_id"))
+            conn.execute(write.values({column.name: sa.bindparam("_value", type_=column.type)}), carried)
+    elif step.kind == "rewrite_values":
+        decimals.rewrite_sqlite_keys(conn, table, [table.c[step.name]])
     elif step.kind == "add_index":
         index = next(i for i in table.indexes if i.name == step.name)
         index.create(conn)
@@ -161,5 +219,6 @@ def _apply_step(runtime: Runtime, conn, op: Operations, step: Step) -> None:
 
 
 def pending(steps: list[Step]) -> list[Step]:
-    """Steps the running code needs before it can serve (archived leftovers do not count)."""
+    """Steps the running code needs before it can serve (archived leftovers and unneeded indexes do not
+    count; ``rewrite_values`` does: until it runs, lists sort and filter those amounts wrongly)."""
     return [s for s in steps if not s.kind.startswith("archive") and s.kind != "drop_index"]

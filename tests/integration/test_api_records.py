@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -136,12 +137,12 @@ def minimal(entity: str, **fields) -> dict:
 
 
 @pytest.mark.parametrize("entity, field, sent, returned", [
-    ("account", "annual_revenue", "1200.50", 1200.5),
-    ("account", "annual_revenue", 0, 0),
+    ("account", "annual_revenue", "1200.50", Decimal("1200.50")),
+    ("account", "annual_revenue", 0, Decimal("0.00")),
     ("tender", "published_on", "2024-02-29", "2024-02-29"),
     ("lead", "next_follow_up_at", "2026-03-01T10:30:00+08:00", "2026-03-01T02:30:00+00:00"),
-    ("account", "location", {"lat": 31.2304, "lon": 121.4737}, {"lat": 31.2304, "lon": 121.4737}),
-    ("account", "location", {"lat": -90, "lon": 180}, {"lat": -90.0, "lon": 180.0}),
+    ("account", "location", {"lat": 31.2304, "lon": 121.4737}, {"lat": Decimal("31.2304"), "lon": Decimal("121.4737")}),
+    ("account", "location", {"lat": -90, "lon": 180}, {"lat": Decimal("-90.0"), "lon": Decimal("180.0")}),
     ("account", "tags", ["vip", "key_account"], ["vip", "key_account"]),
     ("account", "tags", ["vip", "vip"], ["vip"]),
     ("lead", "mobile", "138 0000 1111", "13800001111"),
@@ -151,9 +152,12 @@ def minimal(entity: str, **fields) -> dict:
     ("activity", "effective", True, True),
 ])
 def test_values_are_stored_and_returned_in_their_json_form(client, rep, entity, field, sent, returned):
+    """Exactly: the test client, like an API client should, reads JSON numbers with a fraction as Decimal,
+    so ``str`` shows every digit the response carried (``1200.50``, not ``1200.5``)."""
     record = create(client, rep, entity, **minimal(entity, **{field: sent}))
-    assert record[field] == returned and type(record[field]) is type(returned)
-    assert get(client, rep, entity, record["id"]).json[field] == returned
+    assert (record[field], type(record[field]), str(record[field])) == (returned, type(returned), str(returned))
+    again = get(client, rep, entity, record["id"]).json[field]
+    assert (again, str(again)) == (returned, str(returned))
 
 
 @pytest.mark.parametrize("entity, field, sent, message", [
@@ -267,12 +271,12 @@ def test_the_weighted_amount_formula_follows_amount_and_probability(client, rep)
     opp = opportunity(client, rep)
     assert (opp["probability"], opp["amount"], opp["weighted_amount"]) == (10, None, None)
     opp = patch(client, rep, "opportunity", opp, amount=1000).json
-    assert opp["weighted_amount"] == 100
+    assert repr(opp["weighted_amount"]) == "Decimal('100.00')"
     opp = patch(client, rep, "opportunity", opp, probability=50).json
-    assert opp["weighted_amount"] == 500
+    assert repr(opp["weighted_amount"]) == "Decimal('500.00')"
     opp = patch(client, rep, "opportunity", opp, amount="2000.40").json
-    assert opp["weighted_amount"] == pytest.approx(1000.2)
-    assert get(client, rep, "opportunity", opp["id"]).json["weighted_amount"] == pytest.approx(1000.2)
+    assert repr(opp["weighted_amount"]) == "Decimal('1000.20')"  # exact: 2000.40 * 50 / 100
+    assert repr(get(client, rep, "opportunity", opp["id"]).json["weighted_amount"]) == "Decimal('1000.20')"
     assert forbidden(patch(client, rep, "opportunity", opp, weighted_amount=1)) == {"weighted_amount": READ_ONLY}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher, profiles
 
 from crm_platform.engine import compile_runtime, make_engine
+from crm_platform.engine.query import Filter, ListQuery
 from crm_platform.installation import Installation, SchemaBehind, Settings
 from crm_platform.metadata import load_catalog
 
@@ -207,3 +209,123 @@ def test_a_value_too_large_for_the_new_integer_type_blocks_the_change(opened):
                  field("legacy_note")])
     [step] = v2.plan()
     assert (step.kind, step.blocked) == ("change_type", "1 value(s) would not convert")
+
+
+# Exact amounts: SQLite keys, values written before exact storage, precision changes.
+
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+def priced(opened, prices, **price_options) -> Installation:
+    """An installed ``item`` with a currency ``price`` and one item per price (named by its price)."""
+    inst = opened([field("name", required=True), field("price", "currency", **price_options)])
+    inst.migrate()
+    for price in prices:
+        inst.records(None).create("item", {"name": str(price), "price": price})
+    return inst
+
+
+def prices_by(inst: Installation, *filters: Filter) -> list[tuple[str, object]]:
+    """(name, price) of every item, sorted by price in SQL, after the filters."""
+    listed = inst.records(None).list("item", ListQuery(filters=list(filters), sort=["price", "name"], limit=100))
+    return [(r["name"], r["price"]) for r in listed["data"]]
+
+
+@SQLITE_ONLY
+def test_amounts_stored_as_reals_by_an_older_version_are_rewritten_as_keys_then_sort_and_filter_exactly(opened):
+    inst = priced(opened, ["5.50"])
+    with inst.db.begin() as conn:  # what a version before exact storage wrote: REAL (and INTEGER) values
+        for name, price in [("big", 1234.56), ("small", 0.25), ("negative", -20.75), ("whole", 7.0)]:
+            conn.execute(sa.text("INSERT INTO item (id, version, created_at, updated_at, name, price) "
+                                 "SELECT :id, 1, created_at, updated_at, :name, :price FROM item WHERE name = '5.50'"),
+                         {"id": name, "name": name, "price": price})
+    before = [name for name, _ in prices_by(inst)]
+    assert before == ["negative", "small", "whole", "big", "5.50"]  # REALs sort before every key: wrong
+    [step] = inst.plan()
+    assert (step.kind, step.table, step.name, step.blocked) == ("rewrite_values", "item", "price", None)
+    assert step.detail == "4 stored value(s) to re-encode as exact 2-place keys"
+    assert "rewrite_values  item.price  (4 stored value(s)" in str(step)
+    with pytest.raises(SchemaBehind):
+        inst.check_schema()
+
+    assert [(s.kind, s.name) for s in inst.migrate()] == [("rewrite_values", "price")]
+    assert inst.plan() == []
+    inst.check_schema()
+    assert column_values(inst, "item", "price") == sorted(
+        ["N999999999999999979.25", "P000000000000000000.25", "P000000000000000005.50",
+         "P000000000000000007.00", "P000000000000001234.56"])
+    assert prices_by(inst) == [("negative", Decimal("-20.75")), ("small", Decimal("0.25")),
+                               ("5.50", Decimal("5.50")), ("whole", Decimal("7.00")),
+                               ("big", Decimal("1234.56"))]
+    assert prices_by(inst, Filter("price", "gt", "0.25")) == [("5.50", Decimal("5.50")), ("whole", Decimal("7.00")),
+                                                              ("big", Decimal("1234.56"))]
+    assert prices_by(inst, Filter("price", "lt", "0")) == [("negative", Decimal("-20.75"))]
+
+
+def test_an_up_to_date_database_with_amounts_plans_nothing(opened):
+    inst = priced(opened, ["1234.56", "-0.50", None])
+    assert inst.plan() == []
+    inst.check_schema()
+
+
+def test_more_places_for_an_amount_with_data_converts_every_value_and_keeps_them_ordered(opened):
+    priced(opened, ["1234.56", "-0.50", "0.25", None])
+    v2 = opened([field("name", required=True), field("price", "currency", precision=3)])
+    [step] = v2.plan()
+    assert (step.kind, step.name, step.blocked) == ("change_type", "price", None)
+    assert [(s.kind, s.name) for s in v2.migrate()] == [("change_type", "price")]
+    assert v2.plan() == []
+    assert prices_by(v2) == [("-0.50", Decimal("-0.500")), ("0.25", Decimal("0.250")),
+                             ("1234.56", Decimal("1234.560")), ("None", None)]
+    created = v2.records(None).create("item", {"name": "new", "price": "0.255"})
+    assert created["price"] == Decimal("0.255")
+    assert prices_by(v2, Filter("price", "gt", "0.25")) == [("new", Decimal("0.255")),
+                                                            ("1234.56", Decimal("1234.560"))]
+
+
+def test_fewer_places_for_an_amount_is_blocked_by_the_values_that_would_lose_digits(opened):
+    v1 = priced(opened, ["1234.56", "-0.50", "2.05", "7.00"])
+    v2 = opened([field("name", required=True), field("price", "currency", precision=1)])
+    [step] = v2.plan()
+    assert (step.kind, step.name, step.blocked) == ("change_type", "price", "2 value(s) would not convert")
+    assert v2.migrate() == []
+    assert prices_by(v1)[-1] == ("1234.56", Decimal("1234.56"))
+
+    for name in ("1234.56", "2.05"):
+        [item] = [r for r in v1.records(None).list("item")["data"] if r["name"] == name]
+        v1.records(None).update("item", item["id"], {"price": "3.10"}, item["version"])
+    assert v2.plan()[0].blocked is None
+    v2.migrate()
+    assert prices_by(v2) == [("-0.50", Decimal("-0.5")), ("1234.56", Decimal("3.1")), ("2.05", Decimal("3.1")),
+                             ("7.00", Decimal("7.0"))]
+
+
+def test_an_amount_becoming_an_integer_converts_whole_values_and_is_blocked_by_fractions(opened):
+    v1 = priced(opened, ["12.00", "-3.00", "2.50", None])
+    v2 = opened([field("name", required=True), field("price", "integer")])
+    [step] = v2.plan()
+    assert (step.kind, step.name, step.blocked) == ("change_type", "price", "1 value(s) would not convert")
+
+    [item] = [r for r in v1.records(None).list("item")["data"] if r["name"] == "2.50"]
+    v1.records(None).update("item", item["id"], {"price": "2"}, item["version"])
+    assert v2.plan()[0].blocked is None
+    v2.migrate()
+    assert v2.plan() == []
+    assert prices_by(v2) == [("-3.00", -3), ("2.50", 2), ("12.00", 12), ("None", None)]
+
+
+def test_an_amount_too_large_for_fewer_whole_digits_blocks_the_change(opened):
+    priced(opened, ["123456789012345678.90", "1.00"])
+    v2 = opened([field("name", required=True), field("price", "currency", precision=4)])
+    [step] = v2.plan()
+    assert (step.kind, step.name, step.blocked) == ("change_type", "price", "1 value(s) would not convert")
+
+
+def test_an_amount_becoming_text_keeps_its_digits_not_its_storage_form(opened):
+    priced(opened, ["1234.50", "-0.05"])
+    v2 = opened([field("name", required=True), field("price", max_length=30)])
+    [step] = v2.plan()
+    assert (step.kind, step.name, step.blocked) == ("change_type", "price", None)
+    v2.migrate()
+    assert column_values(v2, "item", "price") == ["-0.05", "1234.50"]
+    assert prices_by(v2, Filter("price", "eq", "1234.50")) == [("1234.50", "1234.50")]
