@@ -278,7 +278,7 @@ class RecordService(OwnershipMixin):
 
     def _out(self, er: EntityRuntime, record: Mapping[str, Any]) -> dict[str, Any]:
         """The record as JSON, without the fields the caller may not see."""
-        return self._mask(er, er.to_json(record))
+        return er.to_json(record, self.access.policy(er).hidden)
 
     def _mask(self, er: EntityRuntime, out: dict[str, Any]) -> dict[str, Any]:
         """The one place where fields hidden from the caller are removed from a record's JSON."""

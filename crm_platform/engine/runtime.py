@@ -24,7 +24,9 @@ _DATETIME_SYSTEM = frozenset({"created_at", "updated_at"})
 
 
 def _utc_iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
+    if value is None:
+        return None
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat()
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,21 +92,30 @@ class EntityRuntime:
                 row[name] = value
         return row
 
-    def to_json(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def to_json(self, record: Mapping[str, Any], hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The record as JSON, without the ``hidden`` fields (never converted, never copied)."""
+        plan, formulas = self._json_plans.get(hidden) or self._json_plan(hidden)
         get = record.get
-        out = {name: get(name) if convert is None else convert(get(name)) for name, convert in self._json_plan}
+        out = {name: get(name) if convert is None else convert(get(name)) for name, convert in plan}
         formula = TYPES["formula"]
-        for f, places in self.formula_places:
+        for f, places in formulas:
             out[f.name] = formula.to_json(get(f.name), places)
         return out
 
     @cached_property
-    def _json_plan(self) -> tuple[tuple[str, Any], ...]:
-        """(name, converter or None) for each system column and stored field, decided once: most values
-        are their own JSON, so a record costs one dict lookup per column and a call only where needed."""
-        plan = [(name, _utc_iso if name in _DATETIME_SYSTEM else None) for name in self.system]
-        plan += [(f.name, None if type(kind).to_json is FieldType.to_json else kind.to_json) for f, kind in self.stored]
-        return tuple(plan)
+    def _json_plans(self) -> dict:
+        return {}  # hidden set → plan; a few per entity (one per role's mask)
+
+    def _json_plan(self, hidden: frozenset[str]):
+        """(name, converter or None) for each visible system column and stored field, decided once per
+        mask: most values are their own JSON, so a record costs one dict lookup per column and a call
+        only where a type needs one."""
+        plan = [(name, _utc_iso if name in _DATETIME_SYSTEM else None) for name in self.system if name not in hidden]
+        plan += [(f.name, None if type(kind).to_json is FieldType.to_json else kind.to_json)
+                 for f, kind in self.stored if f.name not in hidden]
+        formulas = tuple((f, places) for f, places in self.formula_places if f.name not in hidden)
+        self._json_plans[hidden] = plan = (tuple(plan), formulas)
+        return plan
 
     @cached_property
     def formula_places(self) -> tuple[tuple[FieldDef, int | None], ...]:
