@@ -22,7 +22,7 @@ from .access import Access
 from .accounts import Actor
 from .explain import explain
 from .database import UnitOfWork, new_id, utcnow
-from .errors import BadRequest, Conflict, Duplicate, FieldsForbidden, Forbidden, NotFound, RecordInvalid, StaleVersion
+from .errors import BadRequest, Duplicate, FieldsForbidden, Forbidden, NotFound, RecordInvalid, StaleVersion
 from .fieldtypes import Invalid
 from .hooks import NO_HOOKS, RecordEvent, RecordHooks
 from .messages import Message

@@ -16,7 +16,7 @@ bp = Blueprint("api_permissions", __name__, url_prefix="/api/permissions")
 def explain():
     """``?user=<username or id>&entity=&action=[&id=][&field=]``. Anyone may ask about themselves;
     asking about someone else needs a more senior role whose team contains theirs (or the top level)."""
-    caller, inst, service = actor(), installation(), records()
+    caller, service = actor(), records()
     args = request.args
     if not args.get("entity") or not args.get("action"):
         raise BadRequest("bad_payload", detail=Message("explain_params"))
