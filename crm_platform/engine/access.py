@@ -114,6 +114,19 @@ class Access:
         parts += [share.clause(table, self.user) for share in self.shares(er, action)]
         return sa.or_(*parts) if len(parts) > 1 else parts[0]
 
+    def clause_key(self, er: EntityRuntime, action: str) -> tuple:
+        """Everything :meth:`clause` depends on, as a hashable key: two keys are equal only if the two
+        clauses are the same SQL. It names the actor, so statements cached by it are never shared
+        between users (a team move, a role change or a new catalog makes a new key)."""
+        policy = self.policy(er)
+        scope = policy.scope(action)
+        actor = self.actor
+        if actor is None:
+            return (action, policy.role, scope)
+        return (action, policy.role, scope, actor.id, actor.username, actor.team,
+                self.my_subtree if scope == "subtree" else None,
+                tuple(id(share) for share in self.shares(er, action)))
+
     def _scope_clause(self, er: EntityRuntime, scope: str):
         if scope == "none":
             return sa.false()

@@ -223,8 +223,8 @@ class RecordService(OwnershipMixin):
     # -- internals -----------------------------------------------------------------------------
     def _load(self, er: EntityRuntime, conn: sa.Connection, record_id: str) -> dict[str, Any]:
         """The record if the caller may read it; otherwise 404, as if it did not exist."""
-        query = sa.select(er.table).where(er.table.c.id == record_id, self.access.clause(er, "read"))
-        row = conn.execute(query).mappings().first()
+        query = er.select_by_id(self.access.clause_key(er, "read"), lambda: self.access.clause(er, "read"))
+        row = conn.execute(query, {"crm_id": record_id}).mappings().first()
         if row is None:
             raise NotFound("not_found", entity=er.entity.label, id=record_id)
         return er.from_row(row)

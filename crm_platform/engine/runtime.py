@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import UTC, datetime
@@ -101,6 +101,22 @@ class EntityRuntime:
         for f, places in formulas:
             out[f.name] = formula.to_json(get(f.name), places)
         return out
+
+    def select_by_id(self, key: tuple, clause: Callable[[], Any]) -> sa.Select:
+        """``SELECT * FROM <entity> WHERE id = :crm_id AND <clause>``, built once per clause key
+        (:meth:`Access.clause_key`) and reused, so a read by id does not rebuild and re-key its
+        statement on every request. Bounded: past 4096 callers the cache starts over."""
+        statement = self._by_id.get(key)
+        if statement is None:
+            if len(self._by_id) >= 4096:
+                self._by_id.clear()
+            statement = sa.select(self.table).where(self.table.c.id == sa.bindparam("crm_id"), clause())
+            self._by_id[key] = statement
+        return statement
+
+    @cached_property
+    def _by_id(self) -> dict:
+        return {}
 
     @cached_property
     def _json_plans(self) -> dict:
