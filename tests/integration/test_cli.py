@@ -199,9 +199,9 @@ def test_teams_and_users_are_created_and_users_deactivated(crm):
 
 @pytest.mark.parametrize("args, message", [
     (["users", "create", "--username", "u", "--password", "long-enough-1", "--role", "wizard"],
-     "error: unknown role 'wizard' (known: admin, manager, marketing, rep, supervisor)"),
+     "error: Unknown role 'wizard' (known: admin, manager, marketing, rep, supervisor)."),
     (["users", "create", "--username", "u", "--password", "short", "--role", "rep"],
-     "error: a password needs at least 8 characters"),
+     "error: A password needs at least 8 characters."),
     (["users", "create", "--username", "u", "--password", "long-enough-1", "--role", "rep", "--team", "Mars"],
      "error: No team with id 'Mars'."),
     (["users", "deactivate", "nobody"], "error: No user with id 'nobody'."),
@@ -220,8 +220,8 @@ def test_creating_an_existing_team_or_user_fails(crm):
     assert crm("users", "create", "--username", "bob", "--password", "bob-password-1", "--role", "rep").exit_code == 0
     team = crm("teams", "create", "East")
     user = crm("users", "create", "--username", "bob", "--password", "bob-password-2", "--role", "rep")
-    assert (team.exit_code, flat(team.stderr)) == (1, "error: a team named 'East' exists already")
-    assert (user.exit_code, flat(user.stderr)) == (1, "error: a user named 'bob' exists already")
+    assert (team.exit_code, flat(team.stderr)) == (1, "error: A team named 'East' exists already.")
+    assert (user.exit_code, flat(user.stderr)) == (1, "error: A user named 'bob' exists already.")
 
 
 # --- serve ------------------------------------------------------------------------------------------------
