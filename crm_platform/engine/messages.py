@@ -96,6 +96,16 @@ TEMPLATES = _frozen({
     "assign_target": {"en": "You may not give records to that user.", "zh": "您无权把记录分配给该用户。"},
     "too_many_attempts": {"en": "Too many failed logins; try again in {minutes} minutes.",
                           "zh": "登录失败次数过多，请 {minutes} 分钟后再试。"},
+    # -- HTTP-level answers -------------------------------------------------------------------
+    "internal_error": {"en": "Internal error (request {request_id}).", "zh": "服务器内部错误（请求 {request_id}）。"},
+    "session_expired": {"en": "Your session expired; please sign in again.", "zh": "会话已过期，请重新登录。"},
+    "http_404": {"en": "There is nothing at this address.", "zh": "此地址不存在。"},
+    "http_405": {"en": "This address does not accept {method} requests.", "zh": "此地址不接受 {method} 请求。"},
+    "http_413": {"en": "The request is too large.", "zh": "请求过大。"},
+    "http_415": {"en": "This content type is not accepted here.", "zh": "此处不接受该内容类型。"},
+    "http_error": {"en": "The request could not be served (HTTP {status}).", "zh": "无法处理该请求（HTTP {status}）。"},
+    "csrf": {"en": "The form is missing its security token or it has expired; reload the page.",
+             "zh": "表单缺少安全令牌或令牌已过期，请刷新页面。"},
     # -- malformed requests (details of bad_payload / bad_paging) --------------------------------
     "json_required": {"en": "Send a JSON body with Content-Type: application/json.",
                       "zh": "请发送 JSON 请求体（Content-Type: application/json）。"},

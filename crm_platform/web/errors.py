@@ -32,8 +32,18 @@ HTTP_CODES = {400: "malformed", 401: "unauthorized", 403: "forbidden", 404: "not
               409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "validation",
               429: "rate_limited", 500: "internal"}
 
-SESSION_EXPIRED = Message("custom", {"text": {"en": "Your session expired; please sign in again.",
-                                              "zh": "会话已过期，请重新登录。"}})
+SESSION_EXPIRED = Message("session_expired")
+
+
+def _http_message(exc: HTTPException) -> Message:
+    """werkzeug's own texts are English: the usual HTTP errors get ours, in the caller's language."""
+    if isinstance(exc, CSRFError):
+        return Message("csrf")
+    if exc.code in (404, 413, 415):
+        return Message(f"http_{exc.code}")
+    if exc.code == 405:
+        return Message("http_405", {"method": request.method})
+    return Message("http_error", {"status": exc.code})
 
 
 def error_response(code: str, message: str, status: int, fields: dict | None = None, **extra):
@@ -76,9 +86,10 @@ def _record_error(exc: RecordError):
 
 
 def _http_error(exc: HTTPException):
+    message = _http_message(exc).render(locale())
     if _is_page():
-        return _html_error(exc.code or 500, f"{exc.code} {exc.name}", exc.description or exc.name)
-    return error_response(HTTP_CODES.get(exc.code, "error"), exc.description or exc.name, exc.code)
+        return _html_error(exc.code or 500, f"{exc.code} {exc.name}", message)
+    return error_response(HTTP_CODES.get(exc.code, "error"), message, exc.code)
 
 
 def _csrf_error(exc: CSRFError):
@@ -95,7 +106,7 @@ def _unhandled(exc: Exception):
     log.error("unhandled exception", exc_info=exc,
               extra={"fields": {"request_id": rid, "method": request.method, "path": request.path,
                                 "exc_type": f"{type(exc).__module__}.{type(exc).__qualname__}"}})
-    message = f"Internal error (request {rid})"
+    message = Message("internal_error", {"request_id": rid}).render(locale())
     if _is_page():
         return _html_error(500, "Internal error", message)
     return error_response("internal", message, 500)

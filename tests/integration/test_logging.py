@@ -114,7 +114,7 @@ def test_an_unhandled_exception_is_a_logged_500_with_the_request_id(app, client,
     response = client.get("/api/test-explode")
     request_id = response.headers["X-Request-ID"]
     assert response.status_code == 500
-    assert response.json == {"error": {"code": "internal", "message": f"Internal error (request {request_id})",
+    assert response.json == {"error": {"code": "internal", "message": f"Internal error (request {request_id}).",
                                        "request_id": request_id}}
     [error] = logs(ERROR_LOGGER)
     assert error.levelname == "ERROR" and error.getMessage() == "unhandled exception"

@@ -23,13 +23,15 @@ SAMPLES = {
     "value": DATA, "parent_value": DATA, "choices": DATA, "id": DATA, "op": DATA, "operators": DATA,
     "name": DATA, "pointer": "/12/3", "line": 1, "column": 2,
     "max": 10, "min": 0, "digits": 18, "precision": 2, "minutes": 15, "sent": 1, "current": 2,
+    "request_id": DATA, "method": "POST", "status": 405,
 }
 #: Literal tokens a client must type exactly as written, and names of standards: the only ASCII words a
 #: Chinese message may contain (formats, headers and media types, JSON keys and literals, query
 #: parameters, the upload's form field, encodings, units).
 PROTOCOL_TOKENS = ("http://", "https://", "YYYY-MM-DD", "ISO 8601", "If-Match", "Content-Type: application/json",
                    "multipart/form-data", '"version"', '"owner"', '"lat"', '"lon"', "true", "false", "null",
-                   "limit", "page", "cursor", "entity", "action", " file ", "JSON", "UTF-8", "UTF-16", "NUL", "MiB")
+                   "limit", "page", "cursor", "entity", "action", " file ", "JSON", "UTF-8", "UTF-16", "NUL", "MiB",
+                   "HTTP", "POST")
 
 
 def latin_words(text: str) -> list[str]:
