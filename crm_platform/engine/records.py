@@ -81,7 +81,7 @@ class RecordService(OwnershipMixin):
             paging["page"] = query.page
         if total is not None:
             paging["total"] = total
-        return {"data": [self._out(er, er.from_row(row)) for row in rows], "paging": paging}
+        return {"data": er.rows_to_json(rows, self.access.policy(er).hidden), "paging": paging}
 
     def history(self, entity: str, record_id: str) -> list[dict]:
         er = self._readable(entity)

@@ -60,20 +60,39 @@ class EntityRuntime:
 
     def from_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """A record of Python values from a table row, formulas computed."""
-        record = {name: row[name] for name in self._plain_columns}
-        for f, kind in self._converted_columns:
-            record[f.name] = kind.from_row(f, row)
+        record = {name: row[name] if kind is None else kind.from_row(f, row) for name, f, kind in self._row_plan}
         self.compute(record)
         return record
 
     @cached_property
-    def _plain_columns(self) -> tuple[str, ...]:
-        """System columns and fields whose row value is their Python value (most of them)."""
-        return self.system + tuple(f.name for f, kind in self.stored if type(kind).from_row is FieldType.from_row)
+    def _row_plan(self) -> tuple[tuple[str, FieldDef | None, FieldType | None], ...]:
+        """(name, field, type or None) per column in record order; None: the row value is the Python
+        value (most of them), so it is copied without a call."""
+        plain = FieldType.from_row
+        return tuple((name, None, None) for name in self.system) + tuple(
+            (f.name, f, None if type(kind).from_row is plain else kind) for f, kind in self.stored)
+
+    def rows_to_json(self, rows, hidden: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+        """A page of records as JSON, straight from their rows: each record's dict is converted in
+        place instead of copied (same keys, order and values as ``to_json(from_row(row), hidden)``)."""
+        _, formulas, converters = self._json_plans.get(hidden) or self._json_plan(hidden)
+        gone = [name for name in hidden if name in self.columns or name in self._formula_names]
+        formula = TYPES["formula"]
+        page = []
+        for row in rows:
+            record = self.from_row(row)
+            for name, convert in converters:
+                record[name] = convert(record[name])
+            for name in gone:
+                del record[name]
+            for f, places in formulas:
+                record[f.name] = formula.to_json(record[f.name], places)
+            page.append(record)
+        return page
 
     @cached_property
-    def _converted_columns(self) -> tuple[tuple[FieldDef, FieldType], ...]:
-        return tuple((f, kind) for f, kind in self.stored if type(kind).from_row is not FieldType.from_row)
+    def _formula_names(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.formulas)
 
     def compute(self, record: dict[str, Any]) -> None:
         for f in self.formulas:
@@ -94,7 +113,7 @@ class EntityRuntime:
 
     def to_json(self, record: Mapping[str, Any], hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
         """The record as JSON, without the ``hidden`` fields (never converted, never copied)."""
-        plan, formulas = self._json_plans.get(hidden) or self._json_plan(hidden)
+        plan, formulas, _ = self._json_plans.get(hidden) or self._json_plan(hidden)
         get = record.get
         out = {name: get(name) if convert is None else convert(get(name)) for name, convert in plan}
         formula = TYPES["formula"]
@@ -130,7 +149,8 @@ class EntityRuntime:
         plan += [(f.name, None if type(kind).to_json is FieldType.to_json else kind.to_json)
                  for f, kind in self.stored if f.name not in hidden]
         formulas = tuple((f, places) for f, places in self.formula_places if f.name not in hidden)
-        self._json_plans[hidden] = plan = (tuple(plan), formulas)
+        converters = tuple((name, convert) for name, convert in plan if convert is not None)
+        self._json_plans[hidden] = plan = (tuple(plan), formulas, converters)
         return plan
 
     @cached_property
