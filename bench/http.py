@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import random
 import re
 import shutil
 import socket
@@ -41,14 +40,13 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import simplejson
 import sqlalchemy as sa
 
 from .common import Row, pg_schema
-from .list_page import _uuid7, cached_sqlite, generate, load_opportunities
+from .list_page import cached_sqlite, generate, insert_accounts, load_opportunities
 
 GENERATOR_VERSION = 1  # bump when the generated rows, users or teams change
 TARGET = 1.5
@@ -93,18 +91,8 @@ def _prepare(installation, n: int, say=_say) -> None:
     accounts_api.create_user("bench_admin", "bench-password", "admin", "Bench")
     owners = [(accounts_api.create_user(f"bench_{name}", "bench-password", "rep", team), accounts_api.team_id(team))
               for name, team in REPS]
-    runtime, db = installation.runtime, installation.db
-    now = datetime.now(UTC)
-    account_rows = []
-    for i in range(200):
-        owner, team = owners[i % len(owners)]
-        account_rows.append({"id": _uuid7(int(now.timestamp() * 1000), random.Random(i)), "version": 1, "owner": owner,
-                             "team": team, "created_at": now, "updated_at": now, "created_by": owner,
-                             "updated_by": owner, "name": f"Account {i:04d}", "relationship_type": "customer",
-                             "customer_type": "company"})
-    with db.begin() as conn:
-        conn.execute(runtime.entity("account").table.insert(), account_rows)
-    load_opportunities(db, runtime, _skewed(generate(n, owners, [r["id"] for r in account_rows]), n), say)
+    accounts = insert_accounts(installation, owners, 200)
+    load_opportunities(installation.db, installation.runtime, _skewed(generate(n, owners, accounts), n), say)
 
 
 # --- servers and load ---------------------------------------------------------------------------------

@@ -95,6 +95,20 @@ def _prepare(installation, n: int, say=_say):
 
 
 
+def insert_accounts(installation, owners: list[tuple[str, str]], count: int) -> list[str]:
+    """``count`` customer accounts owned round-robin by ``owners`` ((user id, team id) pairs); their ids."""
+    now = datetime.now(UTC)
+    rows = []
+    for i in range(count):
+        owner, team = owners[i % len(owners)]
+        rows.append({"id": _uuid7(int(now.timestamp() * 1000), random.Random(i)), "version": 1, "owner": owner,
+                     "team": team, "created_at": now, "updated_at": now, "created_by": owner, "updated_by": owner,
+                     "name": f"Account {i:04d}", "relationship_type": "customer", "customer_type": "company"})
+    with installation.db.begin() as conn:
+        conn.execute(installation.runtime.entity("account").table.insert(), rows)
+    return [row["id"] for row in rows]
+
+
 def load_opportunities(db, runtime, rows, say=_say, every: int = 200_000) -> None:
     """Bulk-load generated opportunity rows (tuples in COLUMNS order): indexes dropped during the
     load and rebuilt after, COPY on PostgreSQL, batched executemany elsewhere. Not measured."""

@@ -31,12 +31,11 @@ SQLite data is cached under ``bench/.data/permissions_*.sqlite``; PostgreSQL get
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from .common import Row, compare, profile, profile_calls, ratio, row, pg_schema
-from .list_page import _uuid7, cached_sqlite, generate, load_opportunities
+from .list_page import cached_sqlite, generate, insert_accounts, load_opportunities
 
 GENERATOR_VERSION = 1  # bump when the generated rows, users or teams change
 LIMIT = 50
@@ -104,20 +103,8 @@ def _prepare(installation, n: int, say=_say) -> None:
         if role == "rep":
             owners.append((uid, accounts_api.team_id(team)))
     random.Random(7).shuffle(owners)  # round-robin over the reps in no particular order
-    runtime, db = installation.runtime, installation.db
-    account_table = runtime.entity("account").table
-    now = datetime.now(UTC)
-    account_rows = []
-    for i in range(1000):
-        owner, team = owners[i % len(owners)]
-        account_rows.append({"id": _uuid7(int(now.timestamp() * 1000), random.Random(i)), "version": 1, "owner": owner,
-                             "team": team, "created_at": now, "updated_at": now, "created_by": owner,
-                             "updated_by": owner, "name": f"Account {i:04d}", "relationship_type": "customer",
-                             "customer_type": "company"})
-    with db.begin() as conn:
-        conn.execute(account_table.insert(), account_rows)
-    accounts = [r["id"] for r in account_rows]
-    load_opportunities(db, runtime, generate(n, owners, accounts), say, every=250_000)
+    accounts = insert_accounts(installation, owners, 1000)
+    load_opportunities(installation.db, installation.runtime, generate(n, owners, accounts), say, every=250_000)
 
 
 def sqlite_dataset(n: int):
