@@ -30,6 +30,7 @@ from .query import MAX_FILTERS, MAX_LIMIT, MAX_PAGE, ListQuery, after_cursor, en
 from .ownership import OwnershipMixin
 from .runtime import EntityRuntime, Runtime
 from .system_fields import label_of
+from .validation import IMPORT
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class RecordService(OwnershipMixin):
         now, actor_id = self.clock(), self.actor.id if self.actor else None
         record.update(id=new_id(), version=1, created_at=now, updated_at=now, created_by=actor_id, updated_by=actor_id)
         if action is None and self.actor is None:
-            action = "import"  # the trusted system context loads records as they are, in any stage
+            action = IMPORT  # the trusted system context loads records as they are, in any stage
         er.validator.check(record, values, None, self._user, errors, action=action)
         with self._transaction(er) as conn:
             integrity.check_references(self.runtime, er, conn, values, errors, self.access)

@@ -7,7 +7,6 @@ import hashlib
 from crm_platform.engine.system_fields import SYSTEM_FIELDS, WRITABLE_SYSTEM_FIELDS
 from crm_platform.metadata.model import EntityDef, FieldDef, Form, Section
 
-_SYSTEM, _WRITABLE_SYSTEM = SYSTEM_FIELDS, WRITABLE_SYSTEM_FIELDS
 _OPTIONAL = ("help", "min", "max", "max_length", "pattern", "precision", "currency", "target", "depends_on",
              "default", "result_type", "format")
 _EXPRESSIONS = ("required_if", "readonly_if", "visible_if")
@@ -37,9 +36,9 @@ def describe_field(f: FieldDef, readonly: bool = False) -> dict:
 
 
 def describe_system_field(entity: EntityDef, name: str) -> dict:
-    kind, label = _SYSTEM[name]
+    kind, label = SYSTEM_FIELDS[name]
     out = {"name": name, "type": kind, "label": label, "required": False,
-           "readonly": name not in _WRITABLE_SYSTEM, "system": True}
+           "readonly": name not in WRITABLE_SYSTEM_FIELDS, "system": True}
     if name == "stage":
         out["choices"] = [{"value": s.name, "label": dict(s.label)} for s in entity.stages]
     return out
