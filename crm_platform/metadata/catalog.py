@@ -11,6 +11,7 @@ from .errors import DefinitionError, Problem
 from .loader import ORIGIN, resolve_packs, search_paths
 from .model import Catalog, PackInfo, frozen_map
 from .overlay import merge_packs
+from .paths import PathIndex
 
 
 def _content(document):
@@ -44,11 +45,12 @@ def load_catalog(packs: list[str] | str = "base", extra_paths: list[Path] | None
     if layers:
         from .loader import RawPack  # a virtual pack holding the layer's documents
         raw.append(RawPack("layer", Path("."), {}, entities=list(layers)))
-    entity_docs, role_docs = merge_packs(raw)
+    entity_docs, role_docs = merge_packs(raw, problems)
     broken = set().union(*(p.broken for p in raw))
     entities = {}
+    paths = PathIndex(entity_docs)
     for name, doc in entity_docs.items():
-        entity = build_entity(doc, problems, entity_docs, broken)
+        entity = build_entity(doc, problems, entity_docs, broken, set(role_docs), paths)
         if entity is not None:
             entities[name] = entity
     roles = {name: build_role(doc, problems, entities, broken | set(entity_docs) - set(entities))
