@@ -18,6 +18,7 @@ from .accounts import Actor
 from .policy import EntityPolicy, no_access, system_access
 from .runtime import EntityRuntime, Runtime
 
+
 @functools.lru_cache(maxsize=16)
 def _teams_below(teams: sa.Table) -> sa.Select:
     """Ids of team ``:team`` and every team below it. Built once per teams table (building the
@@ -33,6 +34,11 @@ def _team_names_up(teams: sa.Table) -> sa.Select:
     up = sa.select(teams.c.parent_id, teams.c.name).where(teams.c.id == sa.bindparam("team")).cte("up", recursive=True)
     up = up.union_all(sa.select(teams.c.parent_id, teams.c.name).join(up, teams.c.id == up.c.parent_id))
     return sa.select(up.c.name)
+
+
+def _parent_action(action: str) -> str:
+    """What a detail's ``action`` needs on its parent: reading it to read, updating it to write."""
+    return "read" if action in ("read", "export") else "update"
 
 
 #: Actions a sharing rule at each level grants.
@@ -105,9 +111,18 @@ class Access:
 
     # -- record scope in SQL -------------------------------------------------------------------
     def clause(self, er: EntityRuntime, action: str):
-        """SQL predicate: the records of ``er`` this actor may ``action``."""
+        """SQL predicate: the records of ``er`` this actor may ``action``. A detail's records are those
+        whose parent the actor may read (to read) or update (to write): ``EXISTS`` over the parent
+        with the parent's own predicate, which the database answers from the reference's index."""
         policy, table = self.policy(er), er.table
         scope = policy.scope(action)
+        parent = er.entity.parent
+        if parent is not None:
+            if scope == "none":
+                return sa.false()
+            master = self.runtime.entities[parent.target]
+            return sa.exists().where(master.table.c.id == table.c[parent.name],
+                                     self.clause(master, _parent_action(action)))
         parts = [self._scope_clause(er, scope)]
         if action in ("read", "claim") and policy.pool:
             parts.append(table.c.owner.is_(None))
@@ -121,6 +136,10 @@ class Access:
         policy = self.policy(er)
         scope = policy.scope(action)
         actor = self.actor
+        parent = er.entity.parent
+        if parent is not None:
+            master = self.runtime.entities[parent.target]
+            return (action, policy.role, scope, "detail", self.clause_key(master, _parent_action(action)))
         if actor is None:
             return (action, policy.role, scope)
         return (action, policy.role, scope, actor.id, actor.username, actor.team,
@@ -147,6 +166,8 @@ class Access:
                    if policy.role in self.runtime.policies else f"role '{policy.role}' is not defined: no access"]
         if record is None or scope == "none" and not policy.shares and not policy.pool:
             return scope != "none", reasons
+        if er.entity.parent is not None:
+            return self._check_detail(er, action, record, reasons)
         allowed = self._record_in_scope(er, scope, record, reasons)
         if not allowed and action in ("read", "claim") and policy.pool and record.get("owner") is None:
             allowed = True
@@ -162,6 +183,26 @@ class Access:
                 and policy.readonly_if.evaluate(record, None, self.user):
             allowed = False
             reasons.append(f"the record is read-only to role '{policy.role}' ({policy.readonly_if.source})")
+        return allowed, reasons
+
+    def _check_detail(self, er: EntityRuntime, action: str, record, reasons: list[str]) -> tuple[bool, list[str]]:
+        """A detail record is allowed exactly when its parent is (read: read; any write: update)."""
+        parent = er.entity.parent
+        master = self.runtime.entities[parent.target]
+        wanted = _parent_action(action)
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(master.table).where(master.table.c.id == record.get(parent.name))).mappings().first()
+        reasons.append(f"{er.name} records are details of their {master.name}: {action} follows {wanted} "
+                       f"of {master.name} {record.get(parent.name)}")
+        if row is None:
+            reasons.append(f"the {master.name} does not exist")
+            return False, reasons
+        allowed, more = self.check(master, wanted, master.from_row(row))
+        reasons += more
+        if allowed and action in ("update", "delete") and self.policy(er).readonly_if is not None \
+                and self.policy(er).readonly_if.evaluate(record, None, self.user):
+            allowed = False
+            reasons.append(f"the record is read-only to role '{self.policy(er).role}' ({self.policy(er).readonly_if.source})")
         return allowed, reasons
 
     def _record_in_scope(self, er: EntityRuntime, scope: str, record, reasons: list[str]) -> bool:

@@ -58,6 +58,8 @@ TEMPLATES = _frozen({
                     "zh": "新建的{entity}不能直接处于阶段「{stage}」（可用的起始阶段：{allowed}）。"},
     "stage_action_only": {"en": "Stage '{stage}' is set by the {action} action.",
                           "zh": "阶段「{stage}」只能通过{action}操作进入。"},
+    "stage_role": {"en": "Only {roles} may move a record to stage '{stage}'; your role may not.",
+                   "zh": "只有{roles}可以将记录推进到阶段「{stage}」，您的角色无此权限。"},
     "gate_required": {"en": "Required to enter stage '{stage}'.", "zh": "进入阶段「{stage}」时必填。"},
     "gate_condition": {"en": "The conditions to enter stage '{stage}' are not met.",
                        "zh": "不满足进入阶段「{stage}」的条件。"},

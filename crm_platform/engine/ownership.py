@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import audit
+from . import audit, rollups
 from .errors import BadRequest, Conflict, Forbidden, NotFound
 from .fieldtypes import Invalid
 from .messages import Message
@@ -106,6 +106,7 @@ class OwnershipMixin:
             version = conn.scalar(sa.select(table.c.version).where(table.c.id == old["id"]))
             record = {**old, "owner": owner, "team": team, "version": version, "updated_at": now,
                       "updated_by": actor_id}
+            rollups.maintain(self.runtime, conn, er, old, record)  # a rollup may count by owner or team
             audit.write(conn, self.runtime.tables["audit"], er, old["id"], version, action, actor_id, now,
                         audit.diff(er.to_json(old), er.to_json(record), ("owner", "team")))
         self._after_commit(self._event(er, "update", record, old, {"owner", "team"}))

@@ -46,7 +46,9 @@ class EntityPolicy:
         return name not in self.hidden and name not in self.readonly
 
 
-def _entity_policy(role: RoleDef, entity: EntityDef, shares: tuple[Share, ...]) -> EntityPolicy:
+def _entity_policy(role: RoleDef, entity: EntityDef, shares: tuple[Share, ...],
+                   derived: frozenset[str] = frozenset()) -> EntityPolicy:
+    """``derived``: computed fields hidden because they would reveal something hidden (:func:`_derived_hidden`)."""
     grant = role.grant(entity.name)
     if grant is None:
         scopes, pool, rules, readonly_if = {}, False, {}, None
@@ -54,11 +56,8 @@ def _entity_policy(role: RoleDef, entity: EntityDef, shares: tuple[Share, ...]) 
         scopes = {a: s for a, s in grant.actions.items() if s != "none"}
         pool, rules = grant.pool and entity.pooled, dict(role.entities.get(entity.name, grant).fields)
         readonly_if = grant.readonly_if if entity.name in role.entities else None
-    hidden = {name for name, level in rules.items() if level == "hidden"}
+    hidden = {name for name, level in rules.items() if level == "hidden"} | derived
     readonly = {name for name, level in rules.items() if level == "read"}
-    for f in entity.fields:  # a formula over a hidden field would reveal it
-        if f.expression is not None and f.expression.names & hidden:
-            hidden.add(f.name)
     return EntityPolicy(role.name, entity.name, MappingProxyType(scopes), pool, frozenset(hidden),
                         frozenset(readonly - hidden), readonly_if, shares, MappingProxyType(rules))
 
@@ -79,11 +78,52 @@ def compile_policies(catalog: Catalog) -> Mapping[str, Mapping[str, EntityPolicy
                 continue
             shares.setdefault(rule.entity, []).append(
                 Share(rule.name, role.name, rule.condition, clause, rule.level, rule.team))
+        derived = _derived_hidden(catalog, role)
         policies[role.name] = MappingProxyType({
-            e.name: _entity_policy(role, e, tuple(shares.get(e.name, ()))) for e in catalog.entities.values()})
+            e.name: _entity_policy(role, e, tuple(shares.get(e.name, ())), derived[e.name])
+            for e in catalog.entities.values()})
     if problems:
         raise DefinitionError(problems)
     return MappingProxyType(policies)
+
+
+def _rules(role: RoleDef, entity: EntityDef) -> Mapping[str, str]:
+    grant = role.grant(entity.name)
+    return role.entities.get(entity.name, grant).fields if grant is not None else {}
+
+
+def _derived_hidden(catalog: Catalog, role: RoleDef) -> dict[str, frozenset[str]]:
+    """entity → the computed fields this role may not see because they would reveal what it may not
+    see: a formula over a hidden field (or over such a formula), a lookup or formula reading a path
+    through a hidden field of another entity. Settled over the whole catalog, since a path's end may
+    itself be hidden only because of what it reads."""
+    hidden = {e.name: {n for n, level in _rules(role, e).items() if level == "hidden"}
+              for e in catalog.entities.values()}
+    derived: dict[str, set[str]] = {name: set() for name in hidden}
+
+    def path_hidden(entity: EntityDef, path: str) -> bool:
+        *hops, last = path.split(".")
+        for name in hops:
+            if name in hidden[entity.name]:
+                return True
+            entity = catalog.entities[entity.field(name).target]
+        return last in hidden[entity.name]
+
+    changed = True
+    while changed:
+        changed = False
+        for entity in catalog.entities.values():
+            for f in entity.fields:
+                if f.name in hidden[entity.name]:
+                    continue
+                reads = set(f.expression.names) if f.expression is not None else set()
+                if f.lookup:
+                    reads.add(f.lookup)
+                if reads & hidden[entity.name] or any(path_hidden(entity, p) for p in reads if "." in p):
+                    hidden[entity.name].add(f.name)
+                    derived[entity.name].add(f.name)
+                    changed = True
+    return {name: frozenset(names) for name, names in derived.items()}
 
 
 def no_access(entity: EntityDef, role: str) -> EntityPolicy:

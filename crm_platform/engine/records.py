@@ -17,18 +17,38 @@ import sqlalchemy as sa
 from crm_platform.metadata.errors import ExpressionLimitError
 from crm_platform.metadata.model import ACTIONS
 
-from . import audit, integrity
+from . import audit, integrity, lookups, rollups
 from .access import Access
 from .accounts import Actor
-from .explain import explain
 from .database import UnitOfWork, new_id, utcnow
-from .errors import BadRequest, Duplicate, FieldsForbidden, Forbidden, NotFound, RecordInvalid, StaleVersion
-from .fieldtypes import Invalid
+from .errors import (
+    BadRequest,
+    Conflict,
+    Duplicate,
+    FieldsForbidden,
+    Forbidden,
+    NotFound,
+    RecordInvalid,
+    StaleVersion,
+)
+from .explain import explain
+from .fieldtypes import TYPES, Invalid
 from .hooks import NO_HOOKS, RecordEvent, RecordHooks
 from .messages import Message
-from .query import MAX_FILTERS, MAX_LIMIT, MAX_PAGE, ListQuery, after_cursor, encode_cursor, filter_clause, order_by, search_clause, sort_keys
 from .ownership import OwnershipMixin
-from .runtime import EntityRuntime, Runtime
+from .query import (
+    MAX_FILTERS,
+    MAX_LIMIT,
+    MAX_PAGE,
+    ListQuery,
+    after_cursor,
+    encode_cursor,
+    filter_clause,
+    order_by,
+    search_clause,
+    sort_keys,
+)
+from .runtime import HIDE, EntityRuntime, Runtime
 from .system_fields import label_of
 from .validation import IMPORT
 
@@ -74,15 +94,17 @@ class RecordService(OwnershipMixin):
         with self.db.connect() as conn:
             rows = conn.execute(statement).mappings().all()
             total = conn.scalar(sa.select(sa.func.count()).select_from(er.table).where(*where)) if query.count else None
-        more = len(rows) > query.limit
-        rows = rows[:query.limit]
+            more = len(rows) > query.limit
+            rows = rows[:query.limit]
+            records = [er.from_row(row) for row in rows]
+            self._complete(er, conn, records)
         paging: dict[str, Any] = {"limit": query.limit, "has_more": more,
                                   "next_cursor": encode_cursor(keys, rows[-1]) if more and rows else None}
         if query.page:
             paging["page"] = query.page
         if total is not None:
             paging["total"] = total
-        return {"data": er.rows_to_json(rows, self.access.policy(er).hidden), "paging": paging}
+        return {"data": er.records_to_json(records, self.access.policy(er).hidden), "paging": paging}
 
     def history(self, entity: str, record_id: str) -> list[dict]:
         er = self._readable(entity)
@@ -106,7 +128,7 @@ class RecordService(OwnershipMixin):
         values = er.validator.parse(data, errors)
         record: dict[str, Any] = {name: None for name in er.system}
         record.update({f.name: None for f, _ in er.stored})
-        self._apply_defaults(er, record, values, errors)
+        record.update({f.name: rollups.empty(f) for f in er.rollups})
         record.update(values)
         if er.entity.staged and record.get("stage") is None:
             record["stage"] = values["stage"] = er.entity.first_stage
@@ -114,6 +136,8 @@ class RecordService(OwnershipMixin):
             record["owner"] = values["owner"] = self.actor.id
         now, actor_id = self.clock(), self.actor.id if self.actor else None
         record.update(id=new_id(), version=1, created_at=now, updated_at=now, created_by=actor_id, updated_by=actor_id)
+        with self.db.connect() as conn:
+            self._derive(er, conn, record, values, set(values), errors, creating=True)
         if action is None and self.actor is None:
             action = IMPORT  # the trusted system context loads records as they are, in any stage
         er.validator.check(record, values, None, self._user, errors, action=action)
@@ -126,18 +150,20 @@ class RecordService(OwnershipMixin):
                 raise RecordInvalid(errors)
             if er.entity.owned:
                 self._check_owner(er, record["owner"], record["team"], None)
+            self._check_parent(er, conn, record, None)
             self._check_duplicates(er, conn, record, values, None)
             record.update(integrity.next_numbers(er, conn, self.runtime.tables["counters"], now))
             event = self._event(er, "create", record, None, set(values))
             self._run_sync_rules(er, event, conn, record)
             # Values go as execution parameters: the INSERT itself is compiled once and cached.
             conn.execute(er.table.insert(), er.to_row({k: v for k, v in record.items() if k in er.columns}))
+            rollups.maintain(self.runtime, conn, er, None, record)
             er.compute(record)
             out = er.to_json(record)
             audit.write(conn, self.runtime.tables["audit"], er, record["id"], 1, "create", actor_id, now,
                         audit.diff(None, out, er.audited))
         self._after_commit(event)
-        return self._mask(er, out)
+        return self._mask(er, out, record)
 
     def update(self, entity: str, record_id: str, data: Mapping[str, Any], version: int | None, *,
                action: str | None = None) -> dict[str, Any]:
@@ -154,6 +180,8 @@ class RecordService(OwnershipMixin):
         values = er.validator.parse(data, errors)
         changed = {k: v for k, v in values.items() if old.get(k) != v}
         record = {**old, **changed}
+        with self.db.connect() as conn:
+            self._derive(er, conn, record, changed, set(values), errors, creating=False)
         er.validator.check(record, values, old, self._user, errors, action=action)
         if not changed and not errors:
             return self._out(er, old)
@@ -167,6 +195,7 @@ class RecordService(OwnershipMixin):
                 raise RecordInvalid(errors)
             if "owner" in changed:
                 self._check_owner(er, changed["owner"], changed["team"], old)
+            self._check_parent(er, conn, record, old)
             self._check_duplicates(er, conn, record, changed, record_id)
             event = self._event(er, "update", record, old, set(changed))
             self._run_sync_rules(er, event, conn, record, changed)
@@ -177,34 +206,73 @@ class RecordService(OwnershipMixin):
             result = conn.execute(statement, {**row, "_id": record_id, "_version": version})
             if result.rowcount != 1:
                 raise StaleVersion("stale_version", sent=version, current="newer")
+            rollups.maintain(self.runtime, conn, er, old, record)
             er.compute(record)
             out = er.to_json(record)
             audit.write(conn, self.runtime.tables["audit"], er, record_id, version + 1, "update", actor_id, now,
                         audit.diff(er.to_json(old), out, changed))
         self._after_commit(event)
-        return self._mask(er, out)
+        return self._mask(er, out, record)
 
     def delete(self, entity: str, record_id: str, version: int | None = None) -> None:
+        """Delete a record; what references it is refused, deleted too or cleared, as each reference's
+        ``on_delete`` says — all in one transaction, every change audited as the caller's."""
         er = self._readable(entity)
-        now, actor_id = self.clock(), self.actor.id if self.actor else None
         with self._transaction(er) as conn:
             old = self._load(er, conn, record_id)
             self._require(er, "delete", old)
             if version is not None and old["version"] != version:
                 raise StaleVersion("stale_version", sent=version, current=old["version"])
-            integrity.check_incoming(self.runtime, er, conn, record_id)
-            event = self._event(er, "delete", old, old, set())
-            self.hooks.before_write(event, conn)
-            # Only the version just read: of concurrent deletes exactly one removes the row.
-            deleted = conn.execute(er.table.delete().where(er.table.c.id == record_id,
-                                                           er.table.c.version == old["version"]))
-            if deleted.rowcount != 1:
+            events: list[RecordEvent] = []
+            self._remove(er, conn, old, events, None)
+            if events[-1] is None:
                 if version is not None:
                     raise StaleVersion("stale_version", sent=version, current="newer")
                 raise NotFound("not_found", entity=er.entity.label, id=record_id)
-            audit.write(conn, self.runtime.tables["audit"], er, record_id, old["version"] + 1, "delete", actor_id, now,
-                        audit.diff(er.to_json(old), None, er.audited))
-        self._after_commit(event)
+        for event in events:
+            self._after_commit(event)
+
+    def _remove(self, er: EntityRuntime, conn: sa.Connection, old: dict, events: list, parent) -> None:
+        """Delete ``old`` after applying the ``on_delete`` of every reference to it; appends the events
+        (None last if the row was gone: a concurrent delete won)."""
+        now, actor_id = self.clock(), self.actor.id if self.actor else None
+        for entity, name in er.incoming:
+            child = self.runtime.entities[entity]
+            rule = child.entity.field(name).on_delete
+            rows = conn.execute(sa.select(child.table).where(child.table.c[name] == old["id"])
+                                .limit(1 if rule == "restrict" else None)).mappings().all()
+            if rows and rule == "restrict":
+                raise Conflict("referenced", other=child.entity.label, field=child.entity.field(name).label)
+            for row in rows:
+                record = child.from_row(row)
+                if rule == "cascade":
+                    self._remove(child, conn, record, events, (er.name, old["id"]))
+                else:
+                    self._clear_reference(child, conn, record, name, events, (er.name, old["id"]))
+        event = self._event(er, "delete", old, old, set())
+        self.hooks.before_write(event, conn)
+        # Only the version just read: of concurrent deletes exactly one removes the row.
+        deleted = conn.execute(er.table.delete().where(er.table.c.id == old["id"], er.table.c.version == old["version"]))
+        if deleted.rowcount != 1:
+            events.append(None)
+            return
+        rollups.maintain(self.runtime, conn, er, old, None, skip=parent)
+        audit.write(conn, self.runtime.tables["audit"], er, old["id"], old["version"] + 1, "delete", actor_id, now,
+                    audit.diff(er.to_json(old), None, er.audited))
+        events.append(event)
+
+    def _clear_reference(self, er: EntityRuntime, conn: sa.Connection, old: dict, name: str, events: list,
+                         parent) -> None:
+        """``on_delete: set_null``: the reference to a deleted record is cleared, as a new version."""
+        now, actor_id = self.clock(), self.actor.id if self.actor else None
+        table, version = er.table, old["version"] + 1
+        conn.execute(table.update().where(table.c.id == old["id"]).values(
+            {name: None, "version": version, "updated_at": now, "updated_by": actor_id}))
+        record = {**old, name: None, "version": version, "updated_at": now, "updated_by": actor_id}
+        rollups.maintain(self.runtime, conn, er, old, record, skip=parent)
+        audit.write(conn, self.runtime.tables["audit"], er, old["id"], version, "update", actor_id, now,
+                    audit.diff(er.to_json(old), er.to_json(record), (name,)))
+        events.append(self._event(er, "update", record, old, {name}))
 
     def explain(self, entity: str, action: str, subject: Actor, record_id: str | None = None,
                 field: str | None = None) -> dict[str, Any]:
@@ -228,7 +296,48 @@ class RecordService(OwnershipMixin):
         row = conn.execute(query, {"crm_id": record_id}).mappings().first()
         if row is None:
             raise NotFound("not_found", entity=er.entity.label, id=record_id)
-        return er.from_row(row)
+        record = er.from_row(row)
+        self._complete(er, conn, [record])
+        return record
+
+    def _complete(self, er: EntityRuntime, conn: sa.Connection, records: list[dict]) -> None:
+        """Resolve the paths the entity reads (one query per reference followed, for all the records),
+        then compute lookups and formulas; a record whose lookups come from a record the caller may
+        not read carries those paths under ``HIDE`` (the fields showing them are left out of its JSON)."""
+        if not er.paths:
+            return
+        for record, blocked in zip(records, lookups.resolve(self.runtime, conn, er, records, self.access)):
+            er.compute(record)
+            if blocked:
+                record[HIDE] = blocked
+
+    def _derive(self, er: EntityRuntime, conn: sa.Connection, record: dict, changed: dict, sent: set[str],
+                errors: dict, *, creating: bool) -> None:
+        """Before a write is checked: the values that follow from what was sent. Paths are read again
+        where a reference changed; a field fetched from a reference that changed takes its source's
+        value, unless this write sent it; a new stage sets the probability field, unless sent; defaults
+        fill what a new record lacks; then lookups and formulas are computed (rules may read them)."""
+        moved = {p for p in er.paths if p.partition(".")[0] in changed}
+        if moved:
+            blocked = lookups.resolve(self.runtime, conn, er, [record], self.access, moved)[0]
+            record[HIDE] = (record.get(HIDE, frozenset()) - moved) | blocked
+        for f in er.fetches:
+            if f.fetch_from in moved and f.name not in sent:
+                source = self.runtime.path_field(er, f.fetch_from)
+                value = _as_python(er, f.name, TYPES[source.type].to_json(record[f.fetch_from]), errors)
+                if value != record.get(f.name) or creating:
+                    record[f.name] = changed[f.name] = value
+        entity = er.entity
+        if entity.probability_field and "stage" in changed and entity.probability_field not in sent:
+            stage = entity.stage(record["stage"])
+            if stage is not None:
+                value = _as_python(er, entity.probability_field, stage.probability, errors)
+                if value != record.get(entity.probability_field) or creating:
+                    record[entity.probability_field] = changed[entity.probability_field] = value
+        if creating:
+            self._apply_defaults(er, record, changed, errors)
+            record.update(changed)
+        er.compute(record)
 
     def _readable(self, entity: str) -> EntityRuntime:
         """The entity, if the caller may see it at all (else 404, like an unknown entity)."""
@@ -262,6 +371,18 @@ class RecordService(OwnershipMixin):
             return
         raise FieldsForbidden({"owner": [Message("assign_target")]}, {"owner": label_of(er.entity, "owner")})
 
+    def _check_parent(self, er: EntityRuntime, conn: sa.Connection, record: Mapping[str, Any], old) -> None:
+        """A detail (a contract's payment) is written exactly when the caller may update its parent —
+        the new parent, when it moves (the old one was checked with the record itself)."""
+        parent = er.entity.parent
+        if parent is None or self.actor is None or (old is not None and old.get(parent.name) == record.get(parent.name)):
+            return
+        target = self.runtime.entities[parent.target]
+        query = sa.select(target.table.c.id).where(target.table.c.id == record.get(parent.name),
+                                                   self.access.clause(target, "update"))
+        if conn.scalar(query) is None:
+            raise Forbidden("forbidden_action", action="update", entity=target.entity.label)
+
     def _check_duplicates(self, er, conn, record, changed, record_id) -> None:
         try:
             integrity.check_duplicates(er, conn, record, changed, record_id)
@@ -279,11 +400,15 @@ class RecordService(OwnershipMixin):
 
     def _out(self, er: EntityRuntime, record: Mapping[str, Any]) -> dict[str, Any]:
         """The record as JSON, without the fields the caller may not see."""
-        return er.to_json(record, self.access.policy(er).hidden)
+        out = er.to_json(record, self.access.policy(er).hidden)
+        for name in er.unreadable(record.get(HIDE, frozenset())):
+            out.pop(name, None)
+        return out
 
-    def _mask(self, er: EntityRuntime, out: dict[str, Any]) -> dict[str, Any]:
-        """The one place where fields hidden from the caller are removed from a record's JSON."""
-        for name in self.access.policy(er).hidden:
+    def _mask(self, er: EntityRuntime, out: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+        """The one place where fields hidden from the caller are removed from a written record's JSON:
+        the role's hidden fields, and lookups from records the caller may not read."""
+        for name in (*self.access.policy(er).hidden, *er.unreadable(record.get(HIDE, frozenset()))):
             out.pop(name, None)
         return out
 

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
 
 from crm_platform.metadata.errors import ExpressionLimitError
 from crm_platform.metadata.model import Catalog, EntityDef, FieldDef
+from crm_platform.metadata.paths import SYSTEM_TYPES as PATH_SYSTEM_TYPES
 
 from .errors import NotFound
 from .fieldtypes import TYPES, FieldType
 from .policy import EntityPolicy, compile_policies
+from .rollups import compile_plans
 from .tables import entity_table, system_tables
 from .validation import RecordValidator
 
-
 _DATETIME_SYSTEM = frozenset({"created_at", "updated_at"})
+#: Key of a record dict holding the paths whose source record the caller may not read (never output).
+HIDE = "crm:blocked"
 
 
 def _utc_iso(value: datetime | None) -> str | None:
@@ -43,6 +46,10 @@ class EntityRuntime:
     autonumbers: tuple[FieldDef, ...]
     incoming: tuple[tuple[str, str], ...] = ()  # (entity, field) references pointing here
     system: tuple[str, ...] = field(default=())
+    #: Lookup fields (read across references on every read; never stored).
+    lookups: tuple[FieldDef, ...] = ()
+    #: Every path (``account.industry``) a lookup, fetch, formula, default or rule of this entity reads.
+    paths: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -59,9 +66,11 @@ class EntityRuntime:
         return tuple(f.name for f, _ in self.stored) + tuple(n for n in ("stage", "owner", "team") if n in self.system)
 
     def from_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """A record of Python values from a table row, formulas computed."""
+        """A record of Python values from a table row, formulas computed — unless the entity reads
+        across references: then the caller resolves its paths first (:mod:`.lookups`) and computes."""
         record = {name: row[name] if kind is None else kind.from_row(f, row) for name, f, kind in self._row_plan}
-        self.compute(record)
+        if not self.paths:
+            self.compute(record)
         return record
 
     @cached_property
@@ -72,29 +81,60 @@ class EntityRuntime:
         return tuple((name, None, None) for name in self.system) + tuple(
             (f.name, f, None if type(kind).from_row is plain else kind) for f, kind in self.stored)
 
-    def rows_to_json(self, rows, hidden: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
-        """A page of records as JSON, straight from their rows: each record's dict is converted in
-        place instead of copied (same keys, order and values as ``to_json(from_row(row), hidden)``)."""
+    def records_to_json(self, records, hidden: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+        """A page of records (from :meth:`from_row`, completed) as JSON: each record's dict is converted
+        in place instead of copied (same keys, order and values as ``to_json(record, hidden)``)."""
         _, formulas, converters = self._json_plans.get(hidden) or self._json_plan(hidden)
-        gone = [name for name in hidden if name in self.columns or name in self._formula_names]
+        gone = [name for name in hidden if name in self.columns or name in self._formula_names] + sorted(self.paths)
         formula = TYPES["formula"]
         page = []
-        for row in rows:
-            record = self.from_row(row)
+        for record in records:
             for name, convert in converters:
                 record[name] = convert(record[name])
             for name in gone:
                 del record[name]
+            for name in self.unreadable(record.pop(HIDE, frozenset())):
+                record.pop(name, None)
             for f, places in formulas:
                 record[f.name] = formula.to_json(record[f.name], places)
             page.append(record)
         return page
 
     @cached_property
+    def rollups(self) -> tuple[FieldDef, ...]:
+        return tuple(f for f in self.entity.fields if f.rollup is not None)
+
+    @cached_property
+    def fetches(self) -> tuple[FieldDef, ...]:
+        return tuple(f for f in self.entity.fields if f.fetch_from is not None)
+
+    @cached_property
+    def readers(self) -> Mapping[str, frozenset[str]]:
+        """path → the lookups and formulas (directly or through other formulas) that show its value:
+        what must be hidden from a caller who may not read the path's source record."""
+        out: dict[str, set[str]] = {path: set() for path in self.paths}
+        for f in self.lookups:
+            out[f.lookup].add(f.name)
+        for f in self.formulas:  # in dependency order: a formula's inputs are settled before it
+            for path, names in out.items():
+                if f.expression.names & (names | {path}):
+                    names.add(f.name)
+        return {path: frozenset(names) for path, names in out.items()}
+
+    def unreadable(self, blocked: frozenset[str]) -> frozenset[str]:
+        """The fields to hide from a caller for whom the paths in ``blocked`` are unreadable."""
+        if not blocked:
+            return frozenset()
+        return frozenset().union(*(self.readers.get(path, ()) for path in blocked))
+
+    @cached_property
     def _formula_names(self) -> frozenset[str]:
-        return frozenset(f.name for f in self.formulas)
+        return frozenset(f.name for f in self.formulas) | {f.name for f in self.lookups}
 
     def compute(self, record: dict[str, Any]) -> None:
+        """Lookups (from the resolved paths) and formulas, in dependency order."""
+        for f in self.lookups:
+            record[f.name] = record.get(f.lookup)
         for f in self.formulas:
             try:
                 record[f.name] = f.expression.evaluate(record)
@@ -148,6 +188,8 @@ class EntityRuntime:
         plan = [(name, _utc_iso if name in _DATETIME_SYSTEM else None) for name in self.system if name not in hidden]
         plan += [(f.name, None if type(kind).to_json is FieldType.to_json else kind.to_json)
                  for f, kind in self.stored if f.name not in hidden]
+        plan += [(f.name, None if type(TYPES[f.type]).to_json is FieldType.to_json else TYPES[f.type].to_json)
+                 for f in self.lookups if f.name not in hidden]
         formulas = tuple((f, places) for f, places in self.formula_places if f.name not in hidden)
         converters = tuple((name, convert) for name, convert in plan if convert is not None)
         self._json_plans[hidden] = plan = (tuple(plan), formulas, converters)
@@ -173,16 +215,60 @@ class Runtime:
     tables: Mapping[str, sa.Table]
     entities: Mapping[str, EntityRuntime]
     policies: Mapping[str, Mapping[str, EntityPolicy]]
+    #: child entity → the rollups summarising it (:mod:`.rollups`).
+    rollup_plans: Mapping[str, tuple] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
         return self.catalog.version
+
+    def path_field(self, er: EntityRuntime, path: str) -> FieldDef:
+        """The field a path ends at (a system field as a plain text/number/date definition)."""
+        *hops, last = path.split(".")
+        entity = er.entity
+        for name in hops:
+            entity = self.catalog.entities[entity.field(name).target]
+        if entity.has_field(last):
+            return entity.field(last)
+        return FieldDef(last, PATH_SYSTEM_TYPES[last], {"en": last})
 
     def entity(self, name: str) -> EntityRuntime:
         try:
             return self.entities[name]
         except KeyError:
             raise NotFound("unknown_entity", entity=name) from None
+
+
+def _in_order(formulas: list[FieldDef]) -> tuple[FieldDef, ...]:
+    """Formulas so that each comes after the formulas it reads (the catalog refused cycles)."""
+    by_name, done, out = {f.name: f for f in formulas}, set(), []
+
+    def add(f: FieldDef) -> None:
+        if f.name in done:
+            return
+        done.add(f.name)
+        for name in sorted(f.expression.names & by_name.keys()):
+            add(by_name[name])
+        out.append(f)
+    for f in formulas:
+        add(f)
+    return tuple(out)
+
+
+def _paths(entity: EntityDef) -> frozenset[str]:
+    """The paths an entity's definitions read across references."""
+    read: set[str] = set()
+    for f in entity.fields:
+        read.update(p for p in (f.lookup, f.fetch_from) if p)
+        for expression in (f.expression, f.default_expr, f.required_if, f.readonly_if, f.visible_if):
+            if expression is not None:
+                read.update(n for n in expression.names if "." in n)
+    for rule in entity.validation_rules:
+        read.update(n for n in rule.condition.names if "." in n)
+    for stage in entity.stages:
+        if stage.gate and stage.gate.condition:
+            read.update(n for n in stage.gate.condition.names if "." in n)
+    return frozenset(read)
 
 
 def compile_runtime(catalog: Catalog) -> Runtime:
@@ -193,17 +279,20 @@ def compile_runtime(catalog: Catalog) -> Runtime:
         for f in entity.fields:
             if f.type == "reference":
                 incoming.setdefault(f.target, []).append((entity.name, f.name))
+
     entities = {}
     for entity in catalog.entities.values():
         table = entity_table(entity, metadata)
         entities[entity.name] = EntityRuntime(
-            entity=entity, table=table, validator=RecordValidator(entity),
-            stored=tuple((f, TYPES[f.type]) for f in entity.fields if TYPES[f.type].stored),
-            formulas=tuple(f for f in entity.fields if f.type == "formula"),
+            entity=entity, table=table, validator=RecordValidator(entity, catalog.roles),
+            stored=tuple((f, TYPES[f.type]) for f in entity.fields if TYPES[f.type].stored and f.lookup is None),
+            formulas=_in_order([f for f in entity.fields if f.type == "formula"]),
             defaults=tuple(f for f in entity.fields if f.default is not None or f.default_expr is not None),
             references=tuple(f for f in entity.fields if f.type in ("reference", "user", "file")),
             autonumbers=tuple(f for f in entity.fields if f.type == "autonumber"),
             incoming=tuple(incoming.get(entity.name, ())),
             system=entity.system_fields(),
+            lookups=tuple(f for f in entity.fields if f.lookup is not None),
+            paths=_paths(entity),
         )
-    return Runtime(catalog, metadata, tables, entities, compile_policies(catalog))
+    return Runtime(catalog, metadata, tables, entities, compile_policies(catalog), compile_plans(entities))

@@ -99,7 +99,8 @@ def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:
         sa.Column("updated_by", ID, nullable=True),
     ]
     for f in entity.fields:
-        columns += TYPES[f.type].columns(f)
+        if f.stored:
+            columns += TYPES[f.type].columns(f)
     # "Newest first" lists, overall and per owner / team / stage. The trailing id completes the
     # ORDER BY created_at, id of keyset pagination, so the database never sorts.
     indexes = [sa.Index(f"ix_{name}_created", "created_at", "id")]
@@ -114,6 +115,8 @@ def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:
     stored = {c.name for c in columns}
     indexes += _list_view_indexes(entity, stored, {tuple(i.expressions) for i in indexes})
     for f in entity.fields:
+        if not f.stored:
+            continue
         if f.unique:
             indexes.append(sa.Index(f"ux_{name}_{f.name}", f.name, unique=True))
         elif f.indexed or f.type in ("reference", "user", "file", "autonumber"):

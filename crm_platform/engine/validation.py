@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crm_platform.metadata.errors import ExpressionLimitError
-from crm_platform.metadata.model import EntityDef, FieldDef
+from crm_platform.metadata.model import EntityDef, FieldDef, RoleDef
 
 from .fieldtypes import TYPES, Invalid
 from .messages import Message
@@ -37,8 +37,11 @@ def _blank(value) -> bool:
 
 
 class RecordValidator:
-    def __init__(self, entity: EntityDef):
+    def __init__(self, entity: EntityDef, roles: Mapping[str, RoleDef] | None = None):
         self.entity = entity
+        #: stage → the labels of the roles that may move a record into it (role-restricted stages only)
+        self.stage_roles = {s.name: tuple(roles[r].label if roles and r in roles else {"en": r} for r in s.roles)
+                            for s in entity.stages if s.roles}
         self.checks = {f.name: TYPES[f.type].check(f) for f in entity.fields if not f.readonly}
         stages = {s.name for s in entity.stages}
         if entity.staged:
@@ -100,6 +103,15 @@ class RecordValidator:
             _add(errors, "owner", "required")  # only pooled records may sit in the public pool
         if self.entity.staged and (creating or "stage" in changed) and "stage" not in errors:
             self._check_stage(record, old, user, errors, action)
+        for rule in self.entity.validation_rules:
+            try:
+                result = rule.condition.evaluate(record, old, user)
+            except ExpressionLimitError as exc:
+                _add(errors, rule.fields[0], "expression_limit", detail=str(exc))
+                continue
+            if result is not None and not result:  # blank (undecidable) passes, like a SQL CHECK
+                for name in rule.fields:
+                    _add(errors, name, "custom", text=dict(rule.message))
 
     def _check_stage(self, record, old, user, errors: Errors, action: str | None) -> None:
         entity, new = self.entity, record.get("stage")
@@ -112,6 +124,9 @@ class RecordValidator:
             return
         if old is None and new not in self.entry and not stage.set_by and action != IMPORT:
             _add(errors, "stage", "stage_entry", entity=entity.label, stage=stage.label, allowed=self.entry_labels)
+            return
+        if stage.roles and user is not None and user.get("role") not in stage.roles:
+            _add(errors, "stage", "stage_role", stage=stage.label, roles=self.stage_roles[stage.name])
             return
         before = entity.stage(previous) if previous is not None else None
         if before is not None and before.transitions is not None and new not in before.transitions:

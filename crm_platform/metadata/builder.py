@@ -15,12 +15,42 @@ from collections.abc import Iterable
 from .errors import ExpressionError, Problem
 from .expressions import Expression, compile_expression
 from .loader import ORIGIN
-from .model import (FALLBACK_LOCALE, RESERVED_NAMES, STAGE_ACTIONS, Choice, DuplicateRule, EntityDef, EntityGrant,
-                    FieldDef, Form, Gate, Kanban, ListView, RelatedList, RoleDef, Section, SharingRule, Stage, Tab,
-                    frozen_map)
+from .model import (
+    FALLBACK_LOCALE,
+    RESERVED_NAMES,
+    STAGE_ACTIONS,
+    SYSTEM_FIELDS,
+    Choice,
+    DuplicateRule,
+    EntityDef,
+    EntityGrant,
+    FieldDef,
+    Form,
+    Gate,
+    Kanban,
+    ListView,
+    RelatedList,
+    RoleDef,
+    Section,
+    SharingRule,
+    Stage,
+    Tab,
+    frozen_map,
+)
+from .paths import PathIndex
+from .spanning import (
+    NUMERIC_TYPES,
+    TEXT_TYPES,
+    build_rollup,
+    build_validation_rules,
+    check_details,
+    check_fetch,
+    check_reference_options,
+    formula_order,
+    lookup_options,
+)
 
-NUMERIC_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
-TEXT_TYPES = frozenset({"text", "textarea", "email", "phone", "url", "autonumber"})
+__all__ = ["NUMERIC_TYPES", "TEXT_TYPES", "build_entity", "build_role"]
 
 
 class Reporter:
@@ -83,7 +113,7 @@ def _opt(doc: dict, key: str):
 
 
 def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], numeric: set[str],
-                entity_names: Iterable[str]) -> FieldDef | None:
+                entity_names: Iterable[str], scope: _Scope) -> FieldDef | None:
     name, kind = doc["name"], doc.get("type")
     if name in RESERVED_NAMES:
         report("/name", f"'{name}' is a reserved name (system field)")
@@ -120,9 +150,19 @@ def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], nume
             for i, choice in enumerate(doc.get("choices", [])):
                 for value in set(choice.get("when", [])) - allowed:
                     report(f"/choices/{i}/when", f"{value!r} is not a choice of '{parent['name']}'")
-    stored = names - {f["name"] for f in entity.get("fields", []) if f.get("type") == "formula"}
+    if "lookup" in doc:
+        doc = {**lookup_options(doc, entity["name"], scope.paths, report), **doc}
+    if "fetch_from" in doc:
+        check_fetch(doc, entity["name"], scope.paths, report)
+    detail, on_delete = check_reference_options(doc, entity, report)
+    rollup = build_rollup(doc, entity["name"], scope.entities, report, scope.rollup_where(report)) \
+        if "rollup" in doc else None
+    computed = {f["name"] for f in entity.get("fields", []) if f.get("type") == "formula" or "lookup" in f}
+    stored = (names - computed) | scope.path_names
+    everything = names | scope.path_names
+    numeric = numeric | scope.path_numeric
     return FieldDef(
-        name=name, type=kind, label=label, help=_opt(doc, "help"), required=doc.get("required", False),
+        name=name, type=kind, label=label, help=_opt(doc, "help"), required=doc.get("required", False) or detail,
         default=doc.get("default"), default_expr=report.expression(doc.get("default_expr"), "/default_expr", stored, numeric),
         unique=doc.get("unique", False), indexed=doc.get("indexed", False), min=doc.get("min"), max=doc.get("max"),
         max_length=doc.get("max_length"), pattern=doc.get("pattern"),
@@ -130,17 +170,45 @@ def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], nume
                              tuple(c.get("when", ()))) for c in doc.get("choices", [])),
         depends_on=doc.get("depends_on"), precision=doc.get("precision"), currency=doc.get("currency"),
         target=doc.get("target"),
-        expression=report.expression(doc.get("expression"), "/expression", stored, numeric) if kind == "formula" else None,
+        expression=report.expression(doc.get("expression"), "/expression", everything - {name}, numeric)
+        if kind == "formula" else None,
         result_type=doc.get("result_type") or ("decimal" if kind == "formula" else None),
         format=doc.get("format"), digits=doc.get("digits"), renamed_from=doc.get("renamed_from"),
-        readonly=doc.get("readonly", False) or kind in ("formula", "autonumber"),
-        required_if=report.expression(doc.get("required_if"), "/required_if", names, numeric),
-        readonly_if=report.expression(doc.get("readonly_if"), "/readonly_if", names, numeric),
-        visible_if=report.expression(doc.get("visible_if"), "/visible_if", names, numeric),
+        readonly=doc.get("readonly", False) or kind in ("formula", "autonumber") or "lookup" in doc or rollup is not None,
+        required_if=report.expression(doc.get("required_if"), "/required_if", everything, numeric),
+        readonly_if=report.expression(doc.get("readonly_if"), "/readonly_if", everything, numeric),
+        visible_if=report.expression(doc.get("visible_if"), "/visible_if", everything, numeric),
+        lookup=doc.get("lookup"), fetch_from=doc.get("fetch_from"), rollup=rollup, detail=detail, on_delete=on_delete,
     )
 
 
-def build_stages(doc: dict, report: Reporter, fields: set[str], names: set[str], numeric: set[str]) -> tuple[Stage, ...]:
+class _Scope:
+    """What building one entity's fields needs to know about the rest of the catalog: the paths the
+    entity can read across references, and the raw documents of every entity."""
+
+    def __init__(self, entity: dict, entities: dict[str, dict], paths: PathIndex):
+        self.entities, self.paths = entities, paths
+        found = paths.paths(entity["name"])
+        self.path_names = frozenset(found)
+        self.path_numeric = frozenset(n for n, p in found.items() if p.type in NUMERIC_TYPES)
+
+    def rollup_where(self, report: Reporter):
+        """Compiles a rollup's ``where`` over the child's stored fields (it runs in SQL)."""
+        def compile_where(source: str, child: dict) -> Expression | None:
+            fields = child.get("fields", [])
+            names = {f["name"] for f in fields if f.get("type") != "formula" and "lookup" not in f}
+            names |= {n for n in SYSTEM_FIELDS if (child.get("owned") or n not in ("owner", "team"))
+                      and (child.get("stages") or n != "stage")}
+            numeric = {f["name"] for f in fields if f.get("type") in NUMERIC_TYPES}
+            where = report.expression(source, "/rollup/where", names, numeric)
+            if where is not None and (where.old_names or where.user_names):
+                report("/rollup/where", "a rollup condition reads only the child record (not old. or user.)")
+            return where
+        return compile_where
+
+
+def build_stages(doc: dict, report: Reporter, fields: set[str], names: set[str], numeric: set[str],
+                 roles: Iterable[str] | None = None) -> tuple[Stage, ...]:
     stage_names = [s["name"] for s in doc.get("stages", [])]
     stages = []
     for stage in doc.get("stages", []):
@@ -159,9 +227,11 @@ def build_stages(doc: dict, report: Reporter, fields: set[str], names: set[str],
                         at.expression(stage["gate"].get("condition"), "/gate/condition", names, numeric),
                         _message(stage["gate"], at, "/gate/message"))
         transitions = stage.get("transitions")
+        if roles is not None:
+            _check_roles(at, "/roles", stage.get("roles", []), roles)
         stages.append(Stage(stage["name"], _label(stage, at), stage.get("probability", 0), stage.get("category", "open"),
                             stage.get("color"), tuple(transitions) if transitions is not None else None, gate,
-                            stage.get("entry", False), _stage_actions(stage, at)))
+                            stage.get("entry", False), _stage_actions(stage, at), tuple(stage.get("roles", ()))))
     if "initial_stage" in doc and doc["initial_stage"] not in stage_names:
         report("/initial_stage", f"unknown stage {doc['initial_stage']!r}")
     initial = doc.get("initial_stage", stage_names[0] if stage_names else None)
@@ -171,6 +241,23 @@ def build_stages(doc: dict, report: Reporter, fields: set[str], names: set[str],
             where("/initial_stage" if "initial_stage" in doc else "/set_by", f"'{initial}' is the initial stage: "
                   "new records start there, so an action cannot be required to set it")
     return tuple(stages)
+
+
+def _with_details(form: Form, entity: str, entities: dict[str, dict]) -> Form:
+    """The form, listing every detail entity of this one (a contract's payments) that it does not list yet."""
+    listed = {(r.entity, r.field) for r in form.related}
+    extra = tuple(RelatedList(name, f["name"], _opt(doc, "plural_label"))
+                  for name, doc in entities.items() for f in doc.get("fields", [])
+                  if f.get("detail") and f.get("target") == entity and (name, f["name"]) not in listed)
+    return Form(form.name, form.tabs, form.label, form.roles, form.related + extra) if extra else form
+
+
+def _check_roles(report: Reporter, pointer: str, used: Iterable[str], known: Iterable[str]) -> None:
+    known = sorted(known)
+    for i, name in enumerate(used):
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            report(f"{pointer}/{i}", f"unknown role {name!r}" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
 
 
 def _check_names(report: Reporter, pointer: str, used: Iterable[str], known: set[str], what: str = "field") -> None:
@@ -207,17 +294,15 @@ def build_form(name: str, doc: dict, report: Reporter, known: set[str], names: s
         elif field is None or field.get("type") != "reference" or field.get("target") != entity_name:
             report(f"/related/{i}/field", f"'{rel['entity']}.{rel['field']}' is not a reference to '{entity_name}'")
         else:
-            other_known = {f["name"] for f in other.get("fields", [])} | set(_SYSTEM_COLUMNS)
+            other_known = {f["name"] for f in other.get("fields", [])} | set(SYSTEM_FIELDS)
             _check_names(report, f"/related/{i}/columns", rel.get("columns", []), other_known)
         related.append(RelatedList(rel["entity"], rel["field"], _opt(rel, "label"), tuple(rel.get("columns", ()))))
     return Form(name, tabs, _opt(doc, "label"), tuple(doc["roles"]) if "roles" in doc else None, tuple(related))
 
 
-_SYSTEM_COLUMNS = ("id", "version", "owner", "team", "stage", "created_at", "created_by", "updated_at", "updated_by")
-
-
 def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict],
-                 broken: set[str] = frozenset()) -> EntityDef | None:
+                 broken: set[str] = frozenset(), roles: Iterable[str] | None = None,
+                 paths: PathIndex | None = None) -> EntityDef | None:
     report = Reporter(problems, doc[ORIGIN])
     owned, staged = doc.get("owned", False), bool(doc.get("stages"))
     if doc.get("pooled") and not owned:
@@ -228,16 +313,31 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict],
     field_names = [f["name"] for f in field_docs]
     for name in {n for n in field_names if field_names.count(n) > 1}:
         report("/fields", f"field '{name}' is defined twice")
-    system = {n for n in _SYSTEM_COLUMNS if (owned or n not in ("owner", "team")) and (staged or n != "stage")}
+    system = {n for n in SYSTEM_FIELDS if (owned or n not in ("owner", "team")) and (staged or n != "stage")}
     names = set(field_names) | system
     numeric = {f["name"] for f in field_docs if f.get("type") in NUMERIC_TYPES} | {"version"}
     known = set(entities) | set(broken)
-    fields = tuple(filter(None, (build_field(f, doc, report.at(f[ORIGIN]), names, numeric, known) for f in field_docs)))
-    stages = build_stages(doc, report, set(field_names), names, numeric)
+    scope = _Scope(doc, entities, paths or PathIndex(entities))
+    fields = tuple(filter(None, (build_field(f, doc, report.at(f[ORIGIN]), names, numeric, known, scope)
+                                 for f in field_docs)))
+    formula_order(fields, report)
+    check_details(doc, entities, report)
+    everything, numeric_all = names | scope.path_names, numeric | scope.path_numeric
+    stages = build_stages(doc, report, set(field_names), everything, numeric_all, roles)
+    validation_rules = build_validation_rules(
+        doc, report, lambda source, at: report.expression(source, at, everything, numeric_all), names,
+        lambda rule, at: _message(rule, report, at))
+    probability = doc.get("probability_field")
+    if probability is not None:
+        if next((f.get("type") for f in field_docs if f["name"] == probability), None) not in NUMERIC_TYPES:
+            report("/probability_field", f"{probability!r} is not a number field of this entity")
+        elif not staged:
+            report("/probability_field", "the entity has no stages to take a probability from")
     forms = {name: build_form(name, form, report.at(form[ORIGIN]), names, names, numeric, entities, doc["name"], broken)
              for name, form in doc.get("forms", {}).items()}
     if "default" not in forms:
         forms["default"] = Form("default", (Tab(None, (Section(None, (tuple(f.name for f in fields),)),)),))
+    forms["default"] = _with_details(forms["default"], doc["name"], entities)
     views = {}
     for name, view in doc.get("list_views", {}).items():
         at = report.at(view[ORIGIN])
@@ -279,7 +379,7 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict],
         title=doc.get("title"), search_fields=tuple(doc.get("search_fields", ())),
         default_sort=tuple(doc.get("default_sort", ("-created_at",))), stages=stages,
         initial_stage=doc.get("initial_stage"),
-        duplicate_rules=tuple(rules),
+        duplicate_rules=tuple(rules), validation_rules=validation_rules, probability_field=probability,
         forms=frozen_map(forms), list_views=frozen_map(views), kanban=kanban, source=doc[ORIGIN][0])
 
 

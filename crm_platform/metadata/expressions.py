@@ -261,6 +261,17 @@ def _get(mapping: ast.expr, key: str) -> ast.Call:
                     args=[ast.Constant(key)], keywords=[])
 
 
+def _dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` for a chain of plain attribute reads on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or any(p.startswith("__") for p in parts):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
 def _cannot_fail(node: ast.AST) -> bool:
     """Whether evaluating a (checked) node can never raise, so it needs no isolation of its own."""
     if isinstance(node, (ast.Constant, ast.Name, ast.Attribute, ast.BoolOp)):
@@ -313,7 +324,9 @@ class _Compiler:
         if isinstance(node, ast.Name):
             return node.id in self.numeric
         if isinstance(node, ast.Attribute):
-            return node.value.id == "old" and node.attr in self.numeric  # type: ignore[attr-defined]
+            path = _dotted(node)
+            return path in self.numeric or (
+                path is not None and path.startswith("old.") and path[4:] in self.numeric)
         if isinstance(node, ast.UnaryOp):
             return isinstance(node.op, (ast.USub, ast.UAdd)) and self.is_numeric(node.operand)
         if isinstance(node, ast.BinOp):
@@ -358,7 +371,18 @@ class _Compiler:
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
         base, attr = node.value, node.attr
         if not (isinstance(base, ast.Name) and base.id in ("old", "user")):
-            raise _refuse(node, "attribute access (only old.<field> and user.<attribute>)")
+            path = _dotted(node)
+            if path is not None and path in self.names:  # a path across references: account.industry
+                self.read.add(path)
+                return _get(_load("_r"), path)
+            paths = [n for n in self.names if "." in n]
+            if path is not None and paths:  # this context reads across references
+                head = path.split(".")[0]
+                if head not in self.names:
+                    raise _unknown("name", head, [n for n in self.names if "." not in n])
+                raise _unknown("path", path, paths)
+            raise _refuse(node, "attribute access (only old.<field>, user.<attribute> "
+                                "and paths across references such as account.industry)")
         if attr.startswith("__"):
             raise _refuse(node, f"dunder name '{attr}'")
         if base.id == "old":

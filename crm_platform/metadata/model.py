@@ -40,6 +40,23 @@ class Choice:
     when: tuple[str, ...] = ()
 
 
+#: Summary functions of a rollup field.
+ROLLUP_FUNCTIONS = ("sum", "count", "min", "max", "avg")
+#: What deleting a referenced record does to the records that reference it.
+ON_DELETE = ("restrict", "cascade", "set_null")
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """A stored summary (``function`` of ``entity.field``) over the records of ``entity`` whose
+    reference ``via`` points at the record holding it, counting only those matching ``where``."""
+    entity: str
+    via: str
+    function: str
+    field: str | None = None
+    where: Expression | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class FieldDef:
     name: str
@@ -69,11 +86,24 @@ class FieldDef:
     required_if: Expression | None = None
     readonly_if: Expression | None = None
     visible_if: Expression | None = None
+    #: A path ("account.industry") this field's value is read from, across references; never stored.
+    lookup: str | None = None
+    #: A path whose value is copied into this field when its first reference is set or changed.
+    fetch_from: str | None = None
+    rollup: Rollup | None = None
+    #: For references: this entity is a detail of the target (master-detail).
+    detail: bool = False
+    on_delete: str = "restrict"
 
     @property
     def computed(self) -> bool:
-        """True for fields the engine fills itself (formula, autonumber)."""
-        return self.type in ("formula", "autonumber")
+        """True for fields the engine fills itself (formula, autonumber, lookup, rollup)."""
+        return self.type in ("formula", "autonumber") or self.lookup is not None or self.rollup is not None
+
+    @property
+    def stored(self) -> bool:
+        """Whether the field has a column (lookups are read across references instead)."""
+        return self.lookup is None and self.type != "formula"
 
     def choice_values(self) -> frozenset[str]:
         return frozenset(c.value for c in self.choices)
@@ -99,6 +129,8 @@ class Stage:
     entry: bool = False
     #: Only these operations (names from STAGE_ACTIONS) may move a record into this stage.
     set_by: tuple[str, ...] = ()
+    #: Only users with one of these roles may move a record into this stage (empty: anyone).
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +139,15 @@ class DuplicateRule:
     fields: tuple[str, ...]
     action: str = "block"
     message: I18n | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationRule:
+    """A condition every saved record satisfies; when it is false, ``message`` goes on ``fields``."""
+    name: str
+    condition: Expression
+    message: I18n
+    fields: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +223,9 @@ class EntityDef:
     stages: tuple[Stage, ...] = ()
     initial_stage: str | None = None
     duplicate_rules: tuple[DuplicateRule, ...] = ()
+    validation_rules: tuple[ValidationRule, ...] = ()
+    #: A number field that follows the probability of the stage the record enters.
+    probability_field: str | None = None
     forms: Mapping[str, Form] = field(default_factory=frozen_map)
     list_views: Mapping[str, ListView] = field(default_factory=frozen_map)
     kanban: Kanban | None = None
@@ -200,6 +244,11 @@ class EntityDef:
 
     def has_field(self, name: str) -> bool:
         return name in self._by_name
+
+    @property
+    def parent(self) -> FieldDef | None:
+        """The reference to this entity's master, if it is a detail (master-detail)."""
+        return next((f for f in self.fields if f.detail), None)
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)

@@ -19,7 +19,7 @@ DATA = "12345"  # user data (a value sent, an id): rendered as it is, so kept fr
 SAMPLES = {
     "expected": "integer", "action": ("convert",), "entity": LABEL, "target": LABEL, "other": LABEL,
     "stage": LABEL, "old": LABEL, "new": {"en": "Next", "zh": "下一步"}, "allowed": (LABEL, LABEL),
-    "parent": LABEL, "fields": (LABEL, LABEL), "field": LABEL, "detail": Message("required"),
+    "parent": LABEL, "fields": (LABEL, LABEL), "field": LABEL, "detail": Message("required"), "roles": (LABEL, LABEL),
     "value": DATA, "parent_value": DATA, "choices": DATA, "id": DATA, "op": DATA, "operators": DATA,
     "name": DATA, "pointer": "/12/3", "line": 1, "column": 2,
     "max": 10, "min": 0, "digits": 18, "precision": 2, "minutes": 15, "sent": 1, "current": 2,
