@@ -83,9 +83,10 @@ def install_demo(inst: Installation) -> list[tuple[str, str, str, str]]:
                                           "account": accounts_by_name["Suzhou Precision Parts Ltd."]["id"],
                                           "signed_on": _day(-10), "start_date": _day(-10), "end_date": _day(355),
                                           "payment_terms": "installments"})
-    for n, offset in enumerate((-5, 85), start=1):
-        as_rep.create("payment", {"contract": contract["id"], "instalment_no": n, "due_date": _day(offset),
-                                  "amount": 12000, "status": "planned"})
+    as_rep.create("payment", {"contract": contract["id"], "instalment_no": 1, "due_date": _day(-5),
+                              "amount": 12000, "status": "paid", "paid_on": _day(-4), "paid_amount": 12000})
+    as_rep.create("payment", {"contract": contract["id"], "instalment_no": 2, "due_date": _day(85),
+                              "amount": 12000, "status": "planned"})
     as_rep2.create("tender", {"title": "Zhejiang Provincial Hospital — CRM procurement", "buyer": "Zhejiang Provincial Hospital",
                               "budget": 800000, "region": "east"} if "region" in _choices(entities["tender"], "region")
                    else {"title": "Zhejiang Provincial Hospital — CRM procurement",

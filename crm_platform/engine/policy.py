@@ -70,7 +70,7 @@ def compile_policies(catalog: Catalog) -> Mapping[str, Mapping[str, EntityPolicy
         shares: dict[str, list[Share]] = {}
         for index, rule in enumerate(role.sharing):
             entity = catalog.entities[rule.entity]
-            columns = {f.name for f in entity.fields if f.type not in ("formula", "geo")} | set(entity.system_fields())
+            columns = {f.name for f in entity.fields if f.stored and f.type != "geo"} | set(entity.system_fields())
             try:
                 clause = to_sql(rule.condition.source, columns)
             except NotTranslatable as exc:

@@ -18,10 +18,10 @@ from .errors import NotFound
 from .fieldtypes import TYPES, FieldType
 from .policy import EntityPolicy, compile_policies
 from .rollups import compile_plans
+from .system_fields import DATETIME_SYSTEM_FIELDS as _DATETIME_SYSTEM
 from .tables import entity_table, system_tables
 from .validation import RecordValidator
 
-_DATETIME_SYSTEM = frozenset({"created_at", "updated_at"})
 #: Key of a record dict holding the paths whose source record the caller may not read (never output).
 HIDE = "crm:blocked"
 
@@ -277,7 +277,7 @@ def compile_runtime(catalog: Catalog) -> Runtime:
     incoming: dict[str, list[tuple[str, str]]] = {}
     for entity in catalog.entities.values():
         for f in entity.fields:
-            if f.type == "reference":
+            if f.type == "reference" and f.stored:
                 incoming.setdefault(f.target, []).append((entity.name, f.name))
 
     entities = {}
@@ -288,7 +288,7 @@ def compile_runtime(catalog: Catalog) -> Runtime:
             stored=tuple((f, TYPES[f.type]) for f in entity.fields if TYPES[f.type].stored and f.lookup is None),
             formulas=_in_order([f for f in entity.fields if f.type == "formula"]),
             defaults=tuple(f for f in entity.fields if f.default is not None or f.default_expr is not None),
-            references=tuple(f for f in entity.fields if f.type in ("reference", "user", "file")),
+            references=tuple(f for f in entity.fields if f.type in ("reference", "user", "file") and f.stored),
             autonumbers=tuple(f for f in entity.fields if f.type == "autonumber"),
             incoming=tuple(incoming.get(entity.name, ())),
             system=entity.system_fields(),

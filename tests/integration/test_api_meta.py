@@ -35,6 +35,11 @@ def admin(auth):
     return auth("admin")
 
 
+def source_of(entity: str, reference: str) -> str:
+    """The entity a reference field of ``entity`` points at."""
+    return next(f["target"] for f in definition(entity)["fields"] if f["name"] == reference)
+
+
 def field_rules(role: str, entity: str) -> dict[str, str]:
     """The role's per-field rules (hidden | read | write) for the entity, read from the role file."""
     document = json.loads((ROLES / f"{role}.json").read_text(encoding="utf-8"))
@@ -122,6 +127,9 @@ def test_fields_match_their_definition(client, admin, entity):
                 assert f[key] == source[key], (source["name"], key)
             else:
                 assert f.get(key) is None, (source["name"], key)
+        if "lookup" in source:  # the choices of the field it reads
+            head, _, tail = source["lookup"].partition(".")
+            source = next((s for s in definition(source_of(entity, head))["fields"] if s["name"] == tail), {})
         if "choices" in source:
             assert [(c["value"], c["label"]) for c in f["choices"]] == [(c["value"], c["label"]) for c in
                                                                         source["choices"]], source["name"]
@@ -170,7 +178,7 @@ def test_fields_a_caller_may_write_are_not_readonly(client, auth, role):
                 assert name not in described, (entity, name)
                 continue
             writable = not source.get("readonly") and source["type"] not in ("formula", "autonumber") \
-                and rules.get(name, "write") == "write"
+                and "lookup" not in source and "rollup" not in source and rules.get(name, "write") == "write"
             assert described[name]["readonly"] is (not writable), (entity, name)
 
 

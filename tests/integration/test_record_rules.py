@@ -122,11 +122,11 @@ def test_stage_gates_require_fields_and_conditions_to_enter_a_stage(rep):
     assert (moved["stage"], moved["version"]) == ("proposal", 2)
     base = {"name": "Deal", "account": account(rep)["id"], "amount": 100, "stage": "active",
             "signed_on": "2026-01-01", "start_date": "2026-02-01"}
-    with pytest.raises(RecordInvalid) as info:  # the gate's own message, in the user's language
+    with pytest.raises(RecordInvalid) as info:  # the validation rule's own message, in the user's language
         rep.create("contract", {**base, "end_date": "2026-01-15"})
-    [message] = info.value.fields["stage"]
-    assert list(info.value.fields) == ["stage"] and message.key == "custom"
-    assert message.render("zh") == "合同生效需填写签约日期与生效日期，且到期日期不得早于生效日期。"
+    [message] = info.value.fields["end_date"]
+    assert list(info.value.fields) == ["end_date"] and message.key == "custom"
+    assert message.render("zh") == "到期日期不能早于生效日期。"
     assert invalid(lambda: rep.create("contract", {**base, "signed_on": None})) == {"signed_on": ["gate_required"]}
     assert rep.create("contract", {**base, "end_date": "2027-01-31"})["stage"] == "active"
 
