@@ -115,6 +115,8 @@ def _opt(doc: dict, key: str):
 def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], numeric: set[str],
                 entity_names: Iterable[str], scope: _Scope) -> FieldDef | None:
     name, kind = doc["name"], doc.get("type")
+    if "lookup" in doc:  # options that come with the value read: choices, precision, currency, target
+        doc = {**lookup_options(doc, entity["name"], scope.paths, report), **doc}
     if name in RESERVED_NAMES:
         report("/name", f"'{name}' is a reserved name (system field)")
     if kind is None:
@@ -150,8 +152,6 @@ def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], nume
             for i, choice in enumerate(doc.get("choices", [])):
                 for value in set(choice.get("when", [])) - allowed:
                     report(f"/choices/{i}/when", f"{value!r} is not a choice of '{parent['name']}'")
-    if "lookup" in doc:
-        doc = {**lookup_options(doc, entity["name"], scope.paths, report), **doc}
     if "fetch_from" in doc:
         check_fetch(doc, entity["name"], scope.paths, report)
     detail, on_delete = check_reference_options(doc, entity, report)
@@ -201,7 +201,7 @@ class _Scope:
                       and (child.get("stages") or n != "stage")}
             numeric = {f["name"] for f in fields if f.get("type") in NUMERIC_TYPES}
             where = report.expression(source, "/rollup/where", names, numeric)
-            if where is not None and (where.old_names or where.user_names):
+            if where is not None and (where.old_names or where.user_attrs):
                 report("/rollup/where", "a rollup condition reads only the child record (not old. or user.)")
             return where
         return compile_where
