@@ -159,7 +159,10 @@ class Access:
         return table.c.team.in_(sorted(self.my_subtree)) if self.my_subtree else sa.false()
 
     # -- the same decisions on a loaded record, with reasons -----------------------------------
-    def check(self, er: EntityRuntime, action: str, record: Mapping[str, Any] | None) -> tuple[bool, list[str]]:
+    def check(self, er: EntityRuntime, action: str, record: Mapping[str, Any] | None,
+              locks: bool = True) -> tuple[bool, list[str]]:
+        """Whether the actor may ``action`` the record, with reasons. ``locks=False`` leaves out the
+        role's ``readonly_if`` (a parent's lock covers the parent's fields, not its details)."""
         policy = self.policy(er)
         scope = policy.scope(action)
         reasons = [f"role '{policy.role}' grants {action} on {er.name} with scope '{scope}'"
@@ -179,7 +182,7 @@ class Access:
                     reasons.append(f"the record matches sharing rule '{share.name or share.condition.source}' "
                                    f"of role '{share.role}' (level {share.level})")
                     break
-        if allowed and action in ("update", "delete") and policy.readonly_if is not None \
+        if allowed and locks and action in ("update", "delete") and policy.readonly_if is not None \
                 and policy.readonly_if.evaluate(record, None, self.user):
             allowed = False
             reasons.append(f"the record is read-only to role '{policy.role}' ({policy.readonly_if.source})")
@@ -197,7 +200,7 @@ class Access:
         if row is None:
             reasons.append(f"the {master.name} does not exist")
             return False, reasons
-        allowed, more = self.check(master, wanted, master.from_row(row))
+        allowed, more = self.check(master, wanted, master.from_row(row), locks=False)
         reasons += more
         if allowed and action in ("update", "delete") and self.policy(er).readonly_if is not None \
                 and self.policy(er).readonly_if.evaluate(record, None, self.user):

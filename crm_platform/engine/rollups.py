@@ -45,6 +45,8 @@ class RollupPlan:
     source: str | None
     where: Any  # a sqlexpr clause builder, or None
     reads: frozenset[str]
+    #: The summarised field is a formula: computed from each child's row, then summarised here.
+    computed: bool = False
 
 
 def compile_plans(entities: Mapping[str, EntityRuntime]) -> Mapping[str, tuple[RollupPlan, ...]]:
@@ -64,13 +66,29 @@ def compile_plans(entities: Mapping[str, EntityRuntime]) -> Mapping[str, tuple[R
                 except NotTranslatable as exc:
                     problems.append(Problem(er.entity.source, f"/fields/{index}/rollup/where", str(exc)))
                     continue
+            source = child.entity.field(rollup.field) if rollup.field else None
+            computed = source is not None and source.type == "formula"
             reads = {rollup.via, *([rollup.field] if rollup.field else []),
-                     *(rollup.where.names if rollup.where is not None else ())}
+                     *(rollup.where.names if rollup.where is not None else ()),
+                     *(_inputs(child, source) if computed else ())}
             plans.setdefault(child.name, []).append(RollupPlan(
-                er.name, f, child.name, rollup.via, rollup.function, rollup.field, where, frozenset(reads)))
+                er.name, f, child.name, rollup.via, rollup.function, rollup.field, where, frozenset(reads), computed))
     if problems:
         raise DefinitionError(problems)
     return {name: tuple(items) for name, items in plans.items()}
+
+
+def _inputs(child: EntityRuntime, formula: FieldDef) -> set[str]:
+    """The stored fields a formula reads, through the formulas it reads."""
+    formulas = {f.name: f for f in child.formulas}
+    seen, todo = set(), [formula.name]
+    while todo:
+        for name in formulas[todo.pop()].expression.names:
+            if name not in seen:
+                seen.add(name)
+                if name in formulas:
+                    todo.append(name)
+    return seen
 
 
 def maintain(runtime: Runtime, conn: sa.Connection, child: EntityRuntime, old: Mapping | None,
@@ -107,6 +125,15 @@ def _aggregate(runtime: Runtime, conn: sa.Connection, plan: RollupPlan, parent_i
         where.append(plan.where(table, {}))
     if plan.function == "count":
         return finish(plan.field, conn.scalar(sa.select(sa.func.count()).select_from(table).where(*where)))
+    if plan.computed:
+        child = runtime.entities[plan.child]
+        values = []
+        for row in conn.execute(sa.select(table).where(*where)).mappings():
+            record = child.from_row(row)
+            child.compute(record)
+            if record[plan.source] is not None:
+                values.append(record[plan.source])
+        return finish(plan.field, _python(plan.function, values))
     column = table.c[plan.source]
     if _in_python(conn, plan, column):
         values = [v for v in conn.scalars(sa.select(column).where(*where)) if v is not None]

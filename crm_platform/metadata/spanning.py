@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from .expressions import Expression
 from .model import FieldDef, Rollup, ValidationRule, frozen_map
-from .paths import Path, PathIndex
+from .paths import Path, PathIndex, readable_at_end
 
 NUMERIC_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
 TEXT_TYPES = frozenset({"text", "textarea", "email", "phone", "url", "autonumber"})
@@ -120,9 +120,10 @@ def build_rollup(doc: dict, entity: str, entities: Mapping[str, dict], report, c
         return None
     else:
         source = fields[name]
-        source_type = source.get("type")
-        if source_type == "formula" or "lookup" in source or "rollup" in source:
-            report("/rollup/field", f"'{spec['entity']}.{name}' is computed; a rollup summarises a stored field")
+        source_type = source.get("result_type", "decimal") if source.get("type") == "formula" else source.get("type")
+        if "lookup" in source or "rollup" in source or not readable_at_end(source):
+            report("/rollup/field", f"'{spec['entity']}.{name}' reads other records; a rollup summarises a value "
+                                    "of the child record itself (a stored field, or a formula over its fields)")
             return None
         allowed = NUMERIC_TYPES | ({"date", "datetime"} if function in ("min", "max") else set())
         if source_type not in allowed:
