@@ -195,6 +195,34 @@ def migrate(ctx, show_plan: bool, do_apply: bool, drop_archived: bool) -> None:
         sys.exit(1)
 
 
+@main.group("rollups")
+def rollups_group() -> None:
+    """Rollup fields: stored summaries of child records."""
+
+
+@rollups_group.command("rebuild")
+@click.argument("entities", nargs=-1)
+@click.pass_context
+def rollups_rebuild(ctx, entities: tuple[str, ...]) -> None:
+    """Recompute the rollups of ENTITIES (default: all) for every record; report the drift corrected."""
+    from .engine.rollups import rebuild
+    inst = _open(ctx.parent.parent)
+    having = sorted({er.name for er in inst.runtime.entities.values() if er.rollups})
+    for name in entities:
+        if name not in having:
+            fail(f"{name!r} has no rollup fields; entities with rollups: {', '.join(having) or 'none'}")
+    with inst.db.begin() as conn:
+        report = rebuild(inst.runtime, conn, entities or None)
+    table = Table(title="Rollups rebuilt")
+    for column in ("entity", "field", "records", "corrected", "examples"):
+        table.add_column(column)
+    for row in report:
+        table.add_row(row["entity"], row["field"], str(row["parents"]), str(row["corrected"]), " ".join(row["examples"]))
+    console.print(table)
+    corrected = sum(row["corrected"] for row in report)
+    console.print(f"{corrected} stored value(s) corrected." if corrected else "No drift: every stored rollup was right.")
+
+
 @main.group()
 def teams() -> None:
     """Manage the org tree."""

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from .engine import Accounts, Actor, RecordService, Runtime, UnitOfWork, compile_runtime, make_engine
-from .engine import migration
+from .engine import migration, rollups
 from .engine.hooks import NO_HOOKS, RecordHooks
 from .metadata import load_catalog
 
@@ -122,6 +122,12 @@ class Installation:
     def migrate(self, drop_archived: bool = False) -> list[migration.Step]:
         self.make_folder()
         done = migration.apply(self.runtime, self.db, self.plan(), drop_archived)
+        added = {(s.table, s.name) for s in done if s.kind == "add_column"}
+        new_rollups = [(name, f.name) for name, er in self.runtime.entities.items() for f in er.rollups
+                       if (name, f.name) in added]
+        if new_rollups:  # a new rollup starts right: computed for every existing parent
+            with self.db.begin() as conn:
+                rollups.rebuild(self.runtime, conn, fields=new_rollups)
         self.record_version()
         return done
 

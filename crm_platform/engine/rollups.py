@@ -176,14 +176,18 @@ def finish(f: FieldDef, value):
     return value
 
 
-def rebuild(runtime: Runtime, conn: sa.Connection, entities: Iterable[str] | None = None) -> list[dict]:
-    """Recompute every rollup of ``entities`` (default: all) for every parent; store and report what
-    differed: ``[{"entity", "field", "parents", "corrected", "examples"}]``."""
+def rebuild(runtime: Runtime, conn: sa.Connection, entities: Iterable[str] | None = None,
+            fields: Iterable[tuple[str, str]] | None = None) -> list[dict]:
+    """Recompute every rollup of ``entities`` (default: all; or just the ``(entity, field)`` pairs in
+    ``fields``) for every parent; store and report what differed:
+    ``[{"entity", "field", "parents", "corrected", "examples"}]``."""
     wanted = set(entities) if entities is not None else None
+    pairs = set(fields) if fields is not None else None
     report = []
     for plans in runtime.rollup_plans.values():
         for plan in plans:
-            if wanted is not None and plan.parent not in wanted:
+            if wanted is not None and plan.parent not in wanted \
+                    or pairs is not None and (plan.parent, plan.field.name) not in pairs:
                 continue
             parent = runtime.entities[plan.parent]
             table, name = parent.table, plan.field.name
