@@ -38,6 +38,8 @@ class EntityPolicy:
     readonly_if: Expression | None
     shares: tuple[Share, ...]
     field_rules: Mapping[str, str]
+    #: Paths across references (``machine_model.dealer_cost``) through a field this role may not see.
+    hidden_paths: frozenset[str] = frozenset()
 
     def scope(self, action: str) -> str:
         return self.scopes.get(action, "none")
@@ -47,7 +49,7 @@ class EntityPolicy:
 
 
 def _entity_policy(role: RoleDef, entity: EntityDef, shares: tuple[Share, ...],
-                   derived: frozenset[str] = frozenset()) -> EntityPolicy:
+                   derived: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())) -> EntityPolicy:
     """``derived``: computed fields hidden because they would reveal something hidden (:func:`_derived_hidden`)."""
     grant = role.grant(entity.name)
     if grant is None:
@@ -56,10 +58,10 @@ def _entity_policy(role: RoleDef, entity: EntityDef, shares: tuple[Share, ...],
         scopes = {a: s for a, s in grant.actions.items() if s != "none"}
         pool, rules = grant.pool and entity.pooled, dict(role.entities.get(entity.name, grant).fields)
         readonly_if = grant.readonly_if if entity.name in role.entities else None
-    hidden = {name for name, level in rules.items() if level == "hidden"} | derived
+    hidden = {name for name, level in rules.items() if level == "hidden"} | derived[0]
     readonly = {name for name, level in rules.items() if level == "read"}
     return EntityPolicy(role.name, entity.name, MappingProxyType(scopes), pool, frozenset(hidden),
-                        frozenset(readonly - hidden), readonly_if, shares, MappingProxyType(rules))
+                        frozenset(readonly - hidden), readonly_if, shares, MappingProxyType(rules), derived[1])
 
 
 def compile_policies(catalog: Catalog) -> Mapping[str, Mapping[str, EntityPolicy]]:
@@ -92,11 +94,11 @@ def _rules(role: RoleDef, entity: EntityDef) -> Mapping[str, str]:
     return role.entities.get(entity.name, grant).fields if grant is not None else {}
 
 
-def _derived_hidden(catalog: Catalog, role: RoleDef) -> dict[str, frozenset[str]]:
-    """entity → the computed fields this role may not see because they would reveal what it may not
+def _derived_hidden(catalog: Catalog, role: RoleDef) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """entity → (the computed fields this role may not see because they would reveal what it may not
     see: a formula over a hidden field (or over such a formula), a lookup or formula reading a path
-    through a hidden field of another entity. Settled over the whole catalog, since a path's end may
-    itself be hidden only because of what it reads."""
+    through a hidden field of another entity; the paths it reads through a hidden field). Settled
+    over the whole catalog, since a path's end may itself be hidden only because of what it reads."""
     hidden = {e.name: {n for n, level in _rules(role, e).items() if level == "hidden"}
               for e in catalog.entities.values()}
     derived: dict[str, set[str]] = {name: set() for name in hidden}
@@ -123,7 +125,18 @@ def _derived_hidden(catalog: Catalog, role: RoleDef) -> dict[str, frozenset[str]
                     hidden[entity.name].add(f.name)
                     derived[entity.name].add(f.name)
                     changed = True
-    return {name: frozenset(names) for name, names in derived.items()}
+    paths = {e.name: frozenset(p for f in e.fields for p in _reads(f) if "." in p and path_hidden(e, p))
+             for e in catalog.entities.values()}
+    return {name: (frozenset(names), paths[name]) for name, names in derived.items()}
+
+
+def _reads(f) -> set[str]:
+    """Every name a field's definition reads (expressions, lookup, fetch)."""
+    names = {p for p in (f.lookup, f.fetch_from) if p}
+    for expression in (f.expression, f.default_expr, f.required_if, f.readonly_if, f.visible_if):
+        if expression is not None:
+            names |= expression.names
+    return names
 
 
 def no_access(entity: EntityDef, role: str) -> EntityPolicy:

@@ -321,8 +321,9 @@ class RecordService(OwnershipMixin):
         if moved:
             blocked = lookups.resolve(self.runtime, conn, er, [record], self.access, moved)[0]
             record[HIDE] = (record.get(HIDE, frozenset()) - moved) | blocked
-        for f in er.fetches:
-            if f.fetch_from in moved and f.name not in sent:
+        unseen = self.access.policy(er).hidden_paths | record.get(HIDE, frozenset())
+        for f in er.fetches:  # never copy what the caller may not read
+            if f.fetch_from in moved and f.name not in sent and f.fetch_from not in unseen:
                 source = self.runtime.path_field(er, f.fetch_from)
                 value = _as_python(er, f.name, TYPES[source.type].to_json(record[f.fetch_from]), errors)
                 if value != record.get(f.name) or creating:
