@@ -26,6 +26,8 @@ import sqlalchemy as sa
 from crm_platform.metadata.errors import DefinitionError, Problem
 from crm_platform.metadata.model import FieldDef
 
+from .errors import RecordInvalid
+from .messages import Message
 from .sqlexpr import NotTranslatable, to_sql
 
 if TYPE_CHECKING:
@@ -106,16 +108,23 @@ def maintain(runtime: Runtime, conn: sa.Connection, child: EntityRuntime, old: M
                 if plan not in plans:
                     plans.append(plan)
     for (parent, parent_id), plans in sorted(concerned.items()):  # one lock order for every writer
-        _recompute(runtime, conn, runtime.entities[parent], parent_id, plans)
+        if not _recompute(runtime, conn, runtime.entities[parent], parent_id, plans) \
+                and new is not None and new.get(plans[0].via) == parent_id:
+            # Deleted by a concurrent transaction after this write checked it: refuse, like a
+            # reference to a record that does not exist, rather than leave an orphan.
+            label = runtime.entities[parent].entity.label
+            raise RecordInvalid({plans[0].via: [Message("reference", {"target": label, "value": parent_id})]})
 
 
 def _recompute(runtime: Runtime, conn: sa.Connection, parent: EntityRuntime, parent_id: str,
-               plans: list[RollupPlan]) -> None:
+               plans: list[RollupPlan]) -> bool:
+    """Lock the parent's row and store its summaries; False if the parent is gone."""
     table = parent.table
     if conn.scalar(sa.select(table.c.id).where(table.c.id == parent_id).with_for_update()) is None:
-        return  # the parent is gone (deleted in this transaction, or never existed)
+        return False
     values = {plan.field.name: _aggregate(runtime, conn, plan, parent_id) for plan in plans}
     conn.execute(table.update().where(table.c.id == parent_id).values(parent.to_row(values)))
+    return True
 
 
 def _aggregate(runtime: Runtime, conn: sa.Connection, plan: RollupPlan, parent_id: str):
