@@ -2,12 +2,14 @@
 
 Each type knows its storage columns, how to compile a strict check for one field (run once per
 entity at compile time, called per value), how to turn a stored row into a Python value and a
-Python value into JSON, and how to read a filter value out of a query string (the contract:
-``fieldtype.py``). The numeric types live in ``numbers.py``; every type is registered here, in ``TYPES``.
+Python value into JSON, the list filters it answers, the JSON Schema of its values, and how a
+migration converts stored values to it (the contract: ``fieldtype.py``). The numeric types live in
+``numbers.py``; every type is registered here, in ``TYPES``: a new type is a class and an entry.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, date, datetime
@@ -19,7 +21,22 @@ import sqlalchemy as sa
 
 from .columns import UTCDateTime
 from .decimals import EXACT
-from .fieldtype import Check, FieldType, Invalid
+from .fieldtype import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    EQUALITY,
+    ID,
+    IS_NULL,
+    STRING,
+    TEXTUAL,
+    UNFILTERABLE,
+    Check,
+    FieldType,
+    Invalid,
+    Operator,
+    parse_flag,
+)
 from .numbers import INT64_MAX, INT64_MIN, NUMERIC_DIGITS, Integer, Number
 
 __all__ = ["INT64_MAX", "INT64_MIN", "NUMERIC_DIGITS", "TYPES", "Check", "FieldType", "Invalid"]
@@ -30,9 +47,17 @@ class Text(FieldType):
     default_length = 255
     pattern: re.Pattern | None = None
     invalid_key = "pattern"
+    operators = TEXTUAL
+    result_schema = STRING
 
     def column_type(self, f):
         return sa.String(f.max_length or self.default_length)
+
+    def schema(self, f):
+        schema = {"type": "string", "maxLength": f.max_length or self.default_length}
+        if f.pattern:
+            schema["pattern"] = f"^(?:{f.pattern})$"  # the check full-matches
+        return schema
 
     def normalize(self, value: str) -> str:
         return value.strip()
@@ -107,9 +132,14 @@ class Url(Text):
 
 class Boolean(FieldType):
     expected = "boolean"
+    operators = EQUALITY
+    result_schema = BOOLEAN
 
     def column_type(self, f):
         return sa.Boolean()
+
+    def schema(self, f):
+        return dict(BOOLEAN)
 
     def check(self, f):
         def check(value):
@@ -119,19 +149,20 @@ class Boolean(FieldType):
         return check
 
     def parse_query(self, f, text):
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise Invalid("type", expected="boolean")
+        return parse_flag(text)
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class Date(FieldType):
+    result_schema = DATE
+
     def column_type(self, f):
         return sa.Date()
+
+    def schema(self, f):
+        return dict(DATE)
 
     def check(self, f):
         def check(value):
@@ -151,8 +182,13 @@ class Date(FieldType):
 
 
 class DateTime(FieldType):
+    result_schema = DATETIME
+
     def column_type(self, f):
         return UTCDateTime()
+
+    def schema(self, f):
+        return dict(DATETIME)
 
     def check(self, f):
         def check(value):
@@ -174,8 +210,13 @@ class DateTime(FieldType):
 
 
 class Select(FieldType):
+    operators = TEXTUAL
+
     def column_type(self, f):
         return sa.String(64)
+
+    def schema(self, f):
+        return {"type": "string", "enum": [c.value for c in f.choices]}
 
     def check(self, f):
         allowed = f.choice_values()
@@ -190,11 +231,27 @@ class Select(FieldType):
         return check
 
 
+def _has_choice(kind, f, column, text):
+    """A multiselect holds the choice: its JSON list has the choice's JSON string in it."""
+    return sa.cast(column, sa.Text).contains(json.dumps(kind.parse_query(f, text)), autoescape=True)
+
+
 class MultiSelect(FieldType):
     sortable = False
+    operators = MappingProxyType({"contains": Operator(_has_choice, lambda kind, f: kind.query_schema(f)),
+                                  "isnull": IS_NULL})
 
     def column_type(self, f):
         return sa.JSON()
+
+    def schema(self, f):
+        return {**self.input_schema(f), "minItems": 1, "uniqueItems": True}
+
+    def input_schema(self, f):
+        return {"type": "array", "items": SELECT.schema(f)}
+
+    def query_schema(self, f):
+        return SELECT.schema(f)
 
     def check(self, f):
         one = SELECT.check(f)
@@ -220,8 +277,16 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
 class Identifier(FieldType):
     """reference, user, file: the id of another row (existence is checked by the record service)."""
 
+    operators = TEXTUAL
+
     def column_type(self, f):
         return sa.String(36)
+
+    def schema(self, f):
+        return dict(ID)
+
+    def api_note(self, f):
+        return f" (id of a {f.target or f.type})"
 
     def check(self, f):
         def check(value):
@@ -242,12 +307,17 @@ class Formula(FieldType):
 
     stored = False
     sortable = False
+    operators = UNFILTERABLE
 
     def columns(self, f):
         return []
 
     def check(self, f):
         raise AssertionError("formula fields are read-only")
+
+    def schema(self, f):
+        """The JSON of its ``result_type``'s computed values (the default: decimal)."""
+        return dict(TYPES[f.result_type or "decimal"].result_schema)
 
     def from_row(self, f, row):
         return None
@@ -284,10 +354,16 @@ class Geo(FieldType):
     """Latitude/longitude in two float columns, ``<name>_lat`` and ``<name>_lon``."""
 
     sortable = False
+    operators = UNFILTERABLE
 
     def columns(self, f):
         return [sa.Column(f"{f.name}_lat", sa.Double(), info={"field": f}),
                 sa.Column(f"{f.name}_lon", sa.Double(), info={"field": f})]
+
+    def schema(self, f):
+        return {"type": "object", "required": ["lat", "lon"], "additionalProperties": False,
+                "properties": {"lat": {"type": "number", "minimum": -90, "maximum": 90},
+                               "lon": {"type": "number", "minimum": -180, "maximum": 180}}}
 
     def check(self, f):
         def coordinate(value, low, high):

@@ -12,7 +12,7 @@ database allows it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
@@ -63,15 +63,15 @@ def plan(runtime: Runtime, db: sa.Engine) -> list[Step]:
 
 
 def _renames(runtime: Runtime, table: sa.Table) -> dict[str, str]:
-    """New column name → old column name, from the fields' ``renamed_from``."""
+    """New column name → old column name, from the fields' ``renamed_from``: each column the field's
+    type stores it in, paired with the one it stored the field under its old name."""
     entity = runtime.catalog.entities.get(table.name)
     renames = {}
     for f in entity.fields if entity else ():
         if f.renamed_from:
-            if f.type == "geo":
-                renames |= {f"{f.name}_lat": f"{f.renamed_from}_lat", f"{f.name}_lon": f"{f.renamed_from}_lon"}
-            else:
-                renames[f.name] = f.renamed_from
+            kind = TYPES[f.type]
+            new, old = kind.columns(f), kind.columns(replace(f, name=f.renamed_from))
+            renames |= {n.name: o.name for n, o in zip(new, old, strict=True)}
     return renames
 
 
@@ -103,13 +103,11 @@ def _column_steps(runtime, conn, inspector, table: sa.Table) -> list[Step]:
 
 
 def _rewrite_steps(conn, table: sa.Table, column: sa.Column, stored_as: str) -> list[Step]:
-    """SQLite: a ``rewrite_values`` step for an amount column whose stored values are not all keys of
-    its places (see ``decimals.py``); none elsewhere, or when every value is a key already."""
-    if conn.dialect.name != "sqlite" or not isinstance(column.type, decimals.ExactNumeric):
-        return []
-    stale = decimals.stale_sqlite_keys(conn, table.name, stored_as, column.type.places)
-    detail = f"{stale} stored value(s) to re-encode as exact {column.type.places}-place keys"
-    return [Step("rewrite_values", table.name, column.name, detail)] if stale else []
+    """A ``rewrite_values`` step if the field's type finds stored values its column would read wrongly
+    (amounts on SQLite that are not keys of the column's places: ``decimals.py``)."""
+    f = column.info.get("field")
+    detail = TYPES[f.type].stale_values(conn, table.name, column, stored_as) if f is not None else None
+    return [Step("rewrite_values", table.name, column.name, detail)] if detail else []
 
 
 def _unconvertible(conn, table: sa.Table, column: sa.Column, old_type) -> int:
@@ -142,10 +140,7 @@ def _converted(f, old_type, value):
             value = decimals.from_stored(value)
         except ValueError:
             raise Invalid("type", expected="number") from None
-    converted = TYPES[f.type].convert(f, value)
-    if isinstance(converted, str) and f.max_length and len(converted) > f.max_length:
-        raise Invalid("max_length", max=f.max_length)
-    return converted
+    return TYPES[f.type].convert(f, value)
 
 
 def _carried(conn, table: sa.Table, column: sa.Column) -> list[dict]:
@@ -205,7 +200,8 @@ def _apply_step(runtime: Runtime, conn, op: Operations, step: Step) -> None:
             write = table.update().where(table.c.id == sa.bindparam("_id"))
             conn.execute(write.values({column.name: sa.bindparam("_value", type_=column.type)}), carried)
     elif step.kind == "rewrite_values":
-        decimals.rewrite_sqlite_keys(conn, table, [table.c[step.name]])
+        column = table.c[step.name]
+        TYPES[column.info["field"].type].rewrite_values(conn, table, column)
     elif step.kind == "add_index":
         index = next(i for i in table.indexes if i.name == step.name)
         index.create(conn)

@@ -1,5 +1,6 @@
 """The numeric field types: ``integer`` (64-bit) and ``decimal``/``currency``/``percent``
-(exact :class:`~decimal.Decimal` amounts of a fixed number of places; storage in ``decimals.py``)."""
+(exact :class:`~decimal.Decimal` amounts of a fixed number of places; storage in ``decimals.py``,
+including the SQLite keys a migration re-encodes)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from .decimals import EXACT, NUMERIC_DIGITS, ExactNumeric, from_float, to_decimal
-from .fieldtype import FieldType, Invalid
+from .decimals import (
+    EXACT,
+    NUMERIC_DIGITS,
+    ExactNumeric,
+    from_float,
+    rewrite_sqlite_keys,
+    stale_sqlite_keys,
+    to_decimal,
+)
+from .fieldtype import INTEGER, NUMBER, FieldType, Invalid
 
 __all__ = ["INT64_MAX", "INT64_MIN", "NUMERIC_DIGITS", "Integer", "Number"]
 
@@ -20,9 +29,18 @@ INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 class Integer(FieldType):
     expected = "integer"
+    result_schema = INTEGER
 
     def column_type(self, f):
         return sa.BigInteger()
+
+    def schema(self, f):
+        return {"type": "integer", "minimum": f.min if f.min is not None else INT64_MIN,
+                "maximum": f.max if f.max is not None else INT64_MAX}
+
+    def query_schema(self, f):
+        """Any 64-bit integer: the field's range does not bound a query."""
+        return {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}
 
     def check(self, f):
         lo = f.min if f.min is not None else INT64_MIN
@@ -72,6 +90,7 @@ class Number(FieldType):
 
     expected = "number"
     default_precision = 2
+    result_schema = NUMBER
 
     def column_type(self, f):
         return ExactNumeric(self.precision(f))
@@ -122,6 +141,19 @@ class Number(FieldType):
     def to_json(self, value):
         return value  # a Decimal: the web layer writes its exact digits as a JSON number
 
+    def schema(self, f):
+        """The stored range: the field's min/max, inside what NUMERIC(20, precision) holds."""
+        bound = 10 ** (NUMERIC_DIGITS - self.precision(f))
+        schema = {"type": "number"}
+        schema |= {"minimum": f.min} if f.min is not None else {"minimum": -bound, "exclusiveMinimum": True}
+        schema |= {"maximum": f.max} if f.max is not None else {"maximum": bound, "exclusiveMaximum": True}
+        return schema
+
+    def input_schema(self, f):
+        """JSON numbers, or numeric strings (exact decimals), with at most ``precision`` decimal places."""
+        return {"oneOf": [self.schema(f), {"type": "string", "pattern": NUMERAL}],
+                "description": f"At most {self.precision(f)} decimal places (a numeric string is read exactly)."}
+
     def parse_query(self, f, text):
         """A filter value: a numeral the column can hold at the field's places (so the comparison is
         exact on every database), but not bound by the field's min/max (``amount > -1`` is a fine query)."""
@@ -131,7 +163,20 @@ class Number(FieldType):
         """A stored number (or numeral) converts when the column can hold it at the field's places."""
         return self.check(replace(f, min=None, max=None))(value)
 
+    def stale_values(self, conn, table_name, column, stored_as):
+        """SQLite: amounts not stored as keys of the column's places (REALs written before exact
+        storage sort before every key; keys of another precision sort wrongly against the new ones)."""
+        if conn.dialect.name != "sqlite":
+            return None
+        stale = stale_sqlite_keys(conn, table_name, stored_as, column.type.places)
+        return f"{stale} stored value(s) to re-encode as exact {column.type.places}-place keys" if stale else None
+
+    def rewrite_values(self, conn, table, column):
+        rewrite_sqlite_keys(conn, table, [column])
+
 
 #: A plain decimal numeral (what a numeric string may hold): ASCII digits, an optional sign, point
 #: and exponent, spaces around. Unlike ``Decimal()`` it refuses "NaN", "Infinity", "1_000" and "١٢".
 _NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,9})?\s*", re.ASCII)
+#: The same numeral as a JSON Schema pattern (ECMA 262: ``\s`` spelled out as ASCII whitespace).
+NUMERAL = r"^[ \t\n\r\f\v]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,9})?[ \t\n\r\f\v]*$"

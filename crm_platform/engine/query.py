@@ -10,28 +10,27 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import operator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
 
+from crm_platform.metadata.model import EntityDef, FieldDef
+
 from .errors import BadRequest
+from .fieldtype import OPERATORS, FieldType
 from .fieldtypes import INT64_MAX, INT64_MIN, TYPES, Invalid
 from .messages import Message
 from .runtime import EntityRuntime
+from .system_fields import SYSTEM_FIELDS
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
-#: Values one ``in`` filter may list, and filters one list may combine (bounded SQL, bounded parameters).
-MAX_IN_VALUES, MAX_FILTERS = 500, 50
+#: Filters one list may combine (bounded SQL, bounded parameters; an ``in`` is bounded by its type).
+MAX_FILTERS = 50
 #: Offset paging goes this deep at most (deeper pages: use the cursor, which is as fast at any depth).
 MAX_PAGE = 100_000
-OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "isnull")
-_COMPARISONS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le,
-                "gt": operator.gt, "gte": operator.ge}
-_SYSTEM_TYPES = {"created_at": "datetime", "updated_at": "datetime", "version": "integer"}
 
 
 @dataclass
@@ -52,69 +51,35 @@ class ListQuery:
     count: bool = False
 
 
-def _parse_value(er: EntityRuntime, name: str, text: str):
-    entity = er.entity
+def field_type(entity: EntityDef, name: str) -> tuple[FieldDef | None, FieldType]:
+    """The field a list names (None for a system column) and the type that reads its filters,
+    answers its operators and says whether it sorts."""
     if entity.has_field(name):
         f = entity.field(name)
-        return TYPES[f.type].parse_query(f, text)
-    kind = _SYSTEM_TYPES.get(name)
-    value = TYPES[kind].parse_query(None, text) if kind else text
-    if name == "version" and not 0 <= value < 2 ** 31:  # a 32-bit column: nothing outside can match
-        raise Invalid("type", expected="integer")
-    return value
+        return f, TYPES[f.type]
+    return None, SYSTEM_FIELDS[name].query
 
 
 def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = frozenset()):
-    """SQL for one filter. A hidden field is reported exactly like one that does not exist."""
+    """SQL for one filter, from the type of its column. A hidden field is reported exactly like one
+    that does not exist."""
     name, op = flt.field, flt.op
     known = _queryable(er, name, hidden)
     if not known or op not in OPERATORS:
         detail = Message("unknown_operator", {"op": op, "operators": ", ".join(OPERATORS)}) if known \
             else Message("no_such_field")
         raise BadRequest("bad_filter", field=name, detail=detail)
-    column = er.table.c[name]
-    kind = er.entity.field(name).type if er.entity.has_field(name) else None
+    f, kind = field_type(er.entity, name)
     try:
-        if op == "isnull":
-            wanted = TYPES["boolean"].parse_query(None, flt.value)
-            return column.is_(None) if wanted else column.is_not(None)
-        if kind == "multiselect":
-            if op != "contains":
-                raise Invalid("filter_op", op=op)
-            value = _parse_value(er, name, flt.value)
-            return sa.cast(column, sa.Text).contains(json.dumps(value), autoescape=True)
-        if op == "in":
-            parts = flt.value.split(",")
-            if len(parts) > MAX_IN_VALUES:
-                raise Invalid("filter_values", max=MAX_IN_VALUES)
-            values = [_parse_value(er, name, part) for part in parts]
-            if None in values:
-                raise Invalid("filter_value")
-            return column.in_(values)
-        if op in ("contains", "startswith", "lt", "lte", "gt", "gte") and not _supports(column, op):
-            raise Invalid("filter_op", op=op)
-        if op in ("contains", "startswith"):
-            needle = flt.value.lower()
-            lowered = sa.func.lower(column)
-            return lowered.contains(needle, autoescape=True) if op == "contains" else lowered.startswith(needle, autoescape=True)
-        value = _parse_value(er, name, flt.value)
-        if value is None and op not in ("eq", "ne"):  # eq/ne with nothing: IS NULL / IS NOT NULL
-            raise Invalid("filter_value")
+        return kind.filter(f, er.table.c[name], op, flt.value)
     except Invalid as exc:
         raise BadRequest("bad_filter", field=name, detail=Message(exc.key, exc.params)) from None
-    return _COMPARISONS[op](column, value)
 
 
 def _queryable(er: EntityRuntime, name: str, hidden: frozenset[str]) -> bool:
     """A field or system column a list may filter or sort on: not a storage detail (a geo field's
     ``_lat``/``_lon`` columns), not a formula (not stored), not hidden from the caller."""
     return name in er.columns and name in er.table.c and name not in hidden
-
-
-def _supports(column: sa.Column, op: str) -> bool:
-    if op in ("contains", "startswith"):
-        return isinstance(column.type, sa.String)  # Text and the text-like types
-    return not isinstance(column.type, sa.Boolean)  # ordering a boolean means nothing (and fails in SQL)
 
 
 def search_clause(er: EntityRuntime, text: str, hidden: frozenset[str] = frozenset()):
@@ -131,9 +96,7 @@ def sort_keys(er: EntityRuntime, sort: list[str], hidden: frozenset[str] = froze
     keys = []
     for item in sort or list(er.entity.default_sort) or ["-created_at"]:
         name, desc = item.lstrip("-"), item.startswith("-")
-        sortable = _queryable(er, name, hidden) and \
-            (not er.entity.has_field(name) or TYPES[er.entity.field(name).type].sortable)
-        if not sortable:
+        if not (_queryable(er, name, hidden) and field_type(er.entity, name)[1].sortable):
             raise BadRequest("bad_sort", field=name)
         if name != "id" and name not in (k for k, _ in keys):
             keys.append((name, desc))

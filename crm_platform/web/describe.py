@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from crm_platform.engine.system_fields import SYSTEM_FIELDS, WRITABLE_SYSTEM_FIELDS
-from crm_platform.metadata.model import EntityDef, FieldDef, Form, Section
+from crm_platform.engine.system_fields import SYSTEM_FIELDS
+from crm_platform.metadata.model import Choice, EntityDef, FieldDef, Form, Section
 
 _OPTIONAL = ("help", "min", "max", "max_length", "pattern", "precision", "currency", "target", "depends_on",
              "default", "result_type", "format")
@@ -20,8 +20,7 @@ def describe_field(f: FieldDef, readonly: bool = False) -> dict:
         if value is not None:
             out[key] = dict(value) if key == "help" else value
     if f.choices:
-        out["choices"] = [{"value": c.value, "label": dict(c.label), **({"color": c.color} if c.color else {}),
-                           **({"when": list(c.when)} if c.when else {})} for c in f.choices]
+        out["choices"] = _choices(f.choices)
     for key in _EXPRESSIONS:
         expression = getattr(f, key)
         if expression is not None:
@@ -35,12 +34,18 @@ def describe_field(f: FieldDef, readonly: bool = False) -> dict:
     return out
 
 
+def _choices(choices: tuple[Choice, ...]) -> list[dict]:
+    return [{"value": c.value, "label": dict(c.label), **({"color": c.color} if c.color else {}),
+             **({"when": list(c.when)} if c.when else {})} for c in choices]
+
+
 def describe_system_field(entity: EntityDef, name: str) -> dict:
-    kind, label = SYSTEM_FIELDS[name]
-    out = {"name": name, "type": kind, "label": label, "required": False,
-           "readonly": name not in WRITABLE_SYSTEM_FIELDS, "system": True}
-    if name == "stage":
-        out["choices"] = [{"value": s.name, "label": dict(s.label)} for s in entity.stages]
+    system = SYSTEM_FIELDS[name]
+    out = {"name": name, "type": system.type, "label": system.label, "required": False,
+           "readonly": not system.writable, "system": True}
+    choices = system.choices(entity)
+    if choices:
+        out["choices"] = _choices(choices)
     return out
 
 

@@ -1,9 +1,10 @@
 """The OpenAPI 3.0 document, generated from the runtime: what the server answers, exactly.
 
 Built once per catalog version and cached on the app (``openapi_document``). The schemas are plain
-JSON Schema written from the field-type registry below (one entry per contract type name, input and
-output side), not marshmallow: a marshmallow field cannot say "a number, or a numeric string", a
-nullable enum, or a formula's result type, and the document has to say exactly what the engine does.
+JSON Schema that each field's type writes (``engine/fieldtype.py``: the values it returns, accepts and
+filters by; ``openapi_schemas.py`` puts them together), not marshmallow: a marshmallow field cannot say
+"a number, or a numeric string", a nullable enum, or a formula's result type, and the document has to
+say exactly what the engine does.
 ``tests/conformance/test_schemathesis.py`` holds the server to it (no 5xx, every status and every
 body documented) on SQLite and PostgreSQL, as an admin and as a rep.
 
@@ -17,14 +18,29 @@ from flask import Blueprint, Response, current_app
 
 from crm_platform import __version__
 from crm_platform.engine import Runtime
+from crm_platform.engine.fieldtype import (
+    BOOLEAN,
+    DATETIME,
+    ID,
+    INTEGER,
+    MAX_IN_VALUES,
+    STRING,
+)
 from crm_platform.engine.fieldtypes import TYPES
-from crm_platform.engine.query import MAX_FILTERS, MAX_IN_VALUES, MAX_PAGE
+from crm_platform.engine.query import MAX_FILTERS, MAX_PAGE
 from crm_platform.engine.runtime import EntityRuntime
 from crm_platform.metadata.model import ACTIONS
 
 from .context import installation
-from .openapi_schemas import (BOOLEAN, DATETIME, ERROR, ID, INTEGER, STRING, VERSION, create_schema, list_parameters,
-                              nullable, record_schema, update_schema)
+from .openapi_schemas import (
+    ERROR,
+    VERSION,
+    create_schema,
+    list_parameters,
+    nullable,
+    record_schema,
+    update_schema,
+)
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
