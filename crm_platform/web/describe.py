@@ -8,7 +8,7 @@ from crm_platform.engine.system_fields import SYSTEM_FIELDS
 from crm_platform.metadata.model import Choice, EntityDef, FieldDef, Form, Section
 
 _OPTIONAL = ("help", "min", "max", "max_length", "pattern", "precision", "currency", "target", "depends_on",
-             "default", "result_type", "format")
+             "default", "result_type", "format", "lookup", "fetch_from")
 _EXPRESSIONS = ("required_if", "readonly_if", "visible_if")
 
 
@@ -31,6 +31,14 @@ def describe_field(f: FieldDef, readonly: bool = False) -> dict:
         out["expression"] = f.expression.source
     if f.unique:
         out["unique"] = True
+    if f.type == "reference" and f.stored:
+        out["on_delete"] = f.on_delete
+        if f.detail:
+            out["detail"] = True
+    if f.rollup is not None:
+        r = f.rollup
+        out["rollup"] = {"entity": r.entity, "via": r.via, "function": r.function,
+                         **({"field": r.field} if r.field else {}), **({"where": r.where.source} if r.where else {})}
     return out
 
 
@@ -86,7 +94,7 @@ def describe_entity(entity: EntityDef, hidden: frozenset[str] = frozenset(),
         "actions": actions or {},
         "fields": fields,
         "stages": [{"name": s.name, "label": dict(s.label), "probability": s.probability, "category": s.category,
-                    "entry": s.name in entity.entry_stages, "set_by": list(s.set_by),
+                    "entry": s.name in entity.entry_stages, "set_by": list(s.set_by), "roles": list(s.roles),
                     "transitions": list(s.transitions) if s.transitions is not None else None,
                     "gate": {"required": list(s.gate.required),
                              "condition": s.gate.condition.source if s.gate.condition else None} if s.gate else None}
@@ -100,6 +108,11 @@ def describe_entity(entity: EntityDef, hidden: frozenset[str] = frozenset(),
         if entity.kanban else None,
         "duplicate_rules": [{"name": r.name, "fields": list(r.fields), "action": r.action}
                             for r in entity.duplicate_rules if not set(r.fields) & hidden],
+        "validation_rules": [{"name": r.name, "condition": r.condition.source, "fields": list(r.fields),
+                              "message": dict(r.message)} for r in entity.validation_rules
+                             if not (set(r.fields) | r.condition.names) & hidden],
+        "probability_field": entity.probability_field if entity.probability_field not in hidden else None,
+        "parent": entity.parent.name if entity.parent is not None else None,
     }
 
 
