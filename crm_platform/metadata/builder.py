@@ -126,7 +126,7 @@ def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], nume
     if kind == "reference" and doc.get("target") not in entity_names:
         report("/target", f"unknown reference target {doc.get('target')!r}" if "target" in doc
                else "a reference field needs a 'target' entity")
-    if kind in ("select", "multiselect") and not doc.get("choices"):
+    if kind in ("select", "multiselect") and not doc.get("choices") and "lookup" not in doc:
         report("/choices", f"a {kind} field needs choices")
     if kind == "formula" and "expression" not in doc:
         report("/expression", "a formula field needs an expression")
@@ -170,7 +170,7 @@ def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], nume
                              tuple(c.get("when", ()))) for c in doc.get("choices", [])),
         depends_on=doc.get("depends_on"), precision=doc.get("precision"), currency=doc.get("currency"),
         target=doc.get("target"),
-        expression=report.expression(doc.get("expression"), "/expression", everything - {name}, numeric)
+        expression=report.expression(doc.get("expression"), "/expression", everything, numeric)
         if kind == "formula" else None,
         result_type=doc.get("result_type") or ("decimal" if kind == "formula" else None),
         format=doc.get("format"), digits=doc.get("digits"), renamed_from=doc.get("renamed_from"),
@@ -320,13 +320,13 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict],
     scope = _Scope(doc, entities, paths or PathIndex(entities))
     fields = tuple(filter(None, (build_field(f, doc, report.at(f[ORIGIN]), names, numeric, known, scope)
                                  for f in field_docs)))
-    formula_order(fields, report)
+    formula_order(fields, {f["name"]: report.at(f[ORIGIN]) for f in field_docs})
     check_details(doc, entities, report)
     everything, numeric_all = names | scope.path_names, numeric | scope.path_numeric
     stages = build_stages(doc, report, set(field_names), everything, numeric_all, roles)
     validation_rules = build_validation_rules(
-        doc, report, lambda source, at: report.expression(source, at, everything, numeric_all), names,
-        lambda rule, at: _message(rule, report, at))
+        doc, report, lambda at, source: at.expression(source, "/condition", everything, numeric_all), names,
+        lambda at, rule: _message(rule, at, "/message"))
     probability = doc.get("probability_field")
     if probability is not None:
         if next((f.get("type") for f in field_docs if f["name"] == probability), None) not in NUMERIC_TYPES:

@@ -17,7 +17,7 @@ from .errors import Problem
 from .loader import ORIGIN, RawPack
 
 #: Lists of named items that merge item-by-item (by "name"); other lists are replaced.
-_NAMED_LISTS = ("fields", "stages", "duplicate_rules")
+_NAMED_LISTS = ("fields", "stages", "duplicate_rules", "validation_rules")
 #: Keys of a stage that say where it goes and what it adds to the merged stage: the merge applies
 #: them, so they never reach the builder (nor the catalog version).
 _PLACEMENT = ("before", "after", "add_transitions")
@@ -155,7 +155,7 @@ def merge_entity(base: dict, overlay: dict, problems: list[Problem]) -> dict:
     merged = _merge_labels({k: v for k, v in base.items() if k not in _NAMED_LISTS + _REPLACED_MAPS},
                            {k: v for k, v in overlay.items() if k not in _NAMED_LISTS + _REPLACED_MAPS})
     merged[ORIGIN] = base[ORIGIN]
-    for key in ("fields", "duplicate_rules"):
+    for key in ("fields", "duplicate_rules", "validation_rules"):
         if key in base or key in overlay:
             merged[key] = _merge_named(base.get(key, []), overlay.get(key, []))
     if "stages" in base or "stages" in overlay:

@@ -58,6 +58,7 @@ class PathIndex:
     def __init__(self, entities: Mapping[str, Mapping]):
         self.entities = entities
         self._cache: dict[str, dict[str, Path]] = {}
+        self._across: dict[str, frozenset[str]] = {}
 
     def _fields(self, entity: str) -> dict[str, Mapping]:
         doc = self.entities.get(entity) or {}
@@ -65,6 +66,12 @@ class PathIndex:
         system = {name: {"name": name, "type": kind} for name, kind in SYSTEM_TYPES.items()
                   if (doc.get("owned") or name not in ("owner", "team")) and (doc.get("stages") or name != "stage")}
         return {**system, **fields}
+
+    def across(self, entity: str) -> frozenset[str]:
+        """The fields of ``entity`` whose value is read from other records (see :func:`across_records`)."""
+        if entity not in self._across:
+            self._across[entity] = across_records(self._fields(entity))
+        return self._across[entity]
 
     def paths(self, entity: str) -> dict[str, Path]:
         """name → path, for every path starting at ``entity`` (up to MAX_HOPS references)."""
@@ -75,57 +82,89 @@ class PathIndex:
         return self._cache[entity]
 
     def _walk(self, entity: str, prefix: str, hops: tuple[Hop, ...], out: dict[str, Path]) -> None:
+        across = self.across(entity)
         for name, doc in self._fields(entity).items():
-            if hops and readable_at_end(doc):
+            if hops and name not in across:
                 out[prefix + name] = Path(prefix + name, hops, name, doc)
-            if doc.get("type") == "reference" and doc.get("target") in self.entities and len(hops) < MAX_HOPS:
+            if _followable(doc) and doc.get("target") in self.entities and len(hops) < MAX_HOPS:
                 self._walk(doc["target"], f"{prefix}{name}.", (*hops, Hop(entity, name, doc["target"])), out)
 
     def resolve(self, entity: str, name: str) -> Path | str:
-        """The path, or why there is none (with the nearest known path)."""
+        """The path, or why there is none, naming the path as written (with the nearest known path)."""
         known = self.paths(entity)
         if name in known:
             return known[name]
-        head, _, rest = name.partition(".")
-        fields = self._fields(entity)
-        if head not in fields:
-            return _unknown(f"'{head}' is not a field of '{entity}'", head, fields)
-        if fields[head].get("type") != "reference":
-            return f"'{head}' is not a reference field, so '{name}' leads nowhere"
-        if name.count(".") > MAX_HOPS:
-            return f"'{name}' follows more than {MAX_HOPS} references"
-        tail = fields[head]
-        target = tail.get("target")
-        if target not in self.entities:
-            return f"'{head}' references an unknown entity"
-        found = self.resolve(target, rest) if "." in rest else None
-        if isinstance(found, str):
-            return found
-        other = self._fields(target).get(rest)
-        if other is not None and not readable_at_end(other):
-            return f"'{name}' cannot be read across a reference (a lookup, or a formula that reads other records)"
-        return _unknown(f"unknown path '{name}'", name, known)
+        *hops, last = name.split(".")
+        if len(hops) > MAX_HOPS:
+            return f"'{name}' follows {len(hops)} references; a path follows at most {MAX_HOPS}"
+        current = entity
+        for i, hop in enumerate(hops):
+            doc = self._fields(current).get(hop)
+            if doc is None:
+                return suggest(f"unknown path '{name}': '{hop}' is not a field of '{current}'", name, known)
+            followed = ".".join(hops[:i + 1])
+            if doc.get("type") != "reference":
+                return f"'{name}' cannot be read: '{followed}' is a {doc.get('type')} field, not a reference"
+            if not _followable(doc):
+                return _instead(f"'{name}' cannot be read: '{followed}' is a lookup (of '{doc['lookup']}'), and a "
+                                "path follows only stored references", [*hops[:i], doc["lookup"], *hops[i + 1:], last])
+            if doc.get("target") not in self.entities:
+                return f"'{name}' cannot be read: '{followed}' references an unknown entity"
+            current = doc["target"]
+        end = self._fields(current).get(last)
+        if hops and end is not None and last in self.across(current):
+            if "lookup" in end:
+                return _instead(f"'{name}' is a lookup (of '{end['lookup']}'), and a path cannot end at a lookup",
+                                [*hops, end["lookup"]])
+            return (f"'{name}' is a formula that reads other records, and a path can end only at a formula "
+                    "over its own record's fields")
+        return suggest(f"unknown path '{name}'", name, known)
 
 
-def readable_at_end(doc: Mapping) -> bool:
-    """Whether a path may end at this field: not a lookup, and not a formula that reads other records
-    (one level of reading across records at a time)."""
-    if "lookup" in doc:
-        return False
-    return not (doc.get("type") == "formula" and reads_paths(doc.get("expression", "")))
+def _followable(doc: Mapping) -> bool:
+    """Whether a path may follow this field: a stored reference (a lookup's value is not in the row,
+    so the records it points at cannot be fetched with the row's)."""
+    return doc.get("type") == "reference" and "lookup" not in doc
 
 
-def reads_paths(source: str) -> bool:
-    """Whether an expression's text reads across a reference (``a.b`` other than ``old.``/``user.``)."""
+def _instead(why: str, parts: list[str]) -> str:
+    """Why a path cannot use a lookup, and the path that reads the same value (if it is not too long)."""
+    instead = ".".join(parts)
+    return why + (f": read '{instead}' instead" if instead.count(".") <= MAX_HOPS else "")
+
+
+def across_records(fields: Mapping[str, Mapping]) -> frozenset[str]:
+    """The fields (of one entity: name → raw document) whose value is read from other records: lookups,
+    and formulas that read a path or such a field, through any chain of formulas. A path may not end
+    at one of them, nor a rollup summarise one: reading a record's own values never reads another."""
+    across = {name for name, doc in fields.items() if "lookup" in doc}
+    formulas = {name: _reads(doc.get("expression", "")) for name, doc in fields.items()
+                if doc.get("type") == "formula"}
+    grew = True
+    while grew:
+        grew = False
+        for name, (names, reads_path) in formulas.items():
+            if name not in across and (reads_path or names & across):
+                across.add(name)
+                grew = True
+    return frozenset(across)
+
+
+def _reads(source: str) -> tuple[frozenset[str], bool]:
+    """The plain names an expression reads, and whether it reads across a reference (``a.b`` other
+    than ``old.``/``user.``)."""
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False  # reported where the expression is compiled
-    return any(isinstance(node, ast.Attribute) and not (isinstance(node.value, ast.Name)
-                                                        and node.value.id in ("old", "user"))
-               for node in ast.walk(tree))
+        return frozenset(), False  # reported where the expression is compiled
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    names = frozenset(node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in called)
+    return names, any(isinstance(node, ast.Attribute) and not (isinstance(node.value, ast.Name)
+                                                               and node.value.id in ("old", "user"))
+                      for node in ast.walk(tree))
 
 
-def _unknown(message: str, name: str, known) -> str:
+def suggest(message: str, name: str, known) -> str:
+    """The message, with the known name closest to ``name`` as a suggestion (if one is close)."""
     close = difflib.get_close_matches(name, sorted(known), n=1)
     return f"{message} (did you mean '{close[0]}'?)" if close else message
