@@ -67,6 +67,8 @@ TEMPLATES = _frozen({
     "expression_limit": {"en": "A computed value exceeded a limit: {detail}", "zh": "计算结果超出限制。"},
     "filter_op": {"en": "This field cannot be filtered with {op!r}.", "zh": "此字段不能使用 {op!r} 筛选。"},
     "no_such_field": {"en": "no such field", "zh": "没有此字段"},
+    "computed_field": {"en": "it is computed when read (a formula or a lookup), so lists cannot filter on it",
+                       "zh": "该字段在读取时计算（公式或查找字段），列表无法按其筛选"},
     "unknown_operator": {"en": "unknown operator {op!r} (use {operators})", "zh": "未知运算符 {op!r}（可用：{operators}）"},
     "not_found": {"en": "No {entity} with id {id!r}.", "zh": "不存在编号为 {id!r} 的{entity}。"},
     "unknown_entity": {"en": "Unknown entity {entity!r}.", "zh": "未知对象 {entity!r}。"},

@@ -67,13 +67,18 @@ def filter_clause(er: EntityRuntime, flt: Filter, hidden: frozenset[str] = froze
     known = _queryable(er, name, hidden)
     if not known or op not in OPERATORS:
         detail = Message("unknown_operator", {"op": op, "operators": ", ".join(OPERATORS)}) if known \
-            else Message("no_such_field")
+            else Message("computed_field") if _computed(er, name, hidden) else Message("no_such_field")
         raise BadRequest("bad_filter", field=name, detail=detail)
     f, kind = field_type(er.entity, name)
     try:
         return kind.filter(f, er.table.c[name], op, flt.value)
     except Invalid as exc:
         raise BadRequest("bad_filter", field=name, detail=Message(exc.key, exc.params)) from None
+
+
+def _computed(er: EntityRuntime, name: str, hidden: frozenset[str]) -> bool:
+    """A visible field computed on read (a formula, a lookup): it exists, but has no column."""
+    return name not in hidden and er.entity.has_field(name) and not er.entity.field(name).stored
 
 
 def _queryable(er: EntityRuntime, name: str, hidden: frozenset[str]) -> bool:
