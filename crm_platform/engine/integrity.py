@@ -30,12 +30,17 @@ def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, c
         if f.type == "file":
             exists = file_visible(runtime, conn, access, value)
         else:
+            query = None
             if f.type == "reference":
                 target_er = runtime.entities[f.target]
                 target, scope = target_er.table, access.clause(target_er, "read")
+                # FOR KEY SHARE (PostgreSQL): until this write commits, nobody can delete the record
+                # it refers to; a delete that got there first makes this find nothing.
+                query = sa.select(target.c.id).where(target.c.id == value, scope).with_for_update(read=True, key_share=True)
             else:
                 target = users
-            exists = conn.scalar(sa.select(target.c.id).where(target.c.id == value, scope)) is not None
+            exists = conn.scalar(query if query is not None else
+                                 sa.select(target.c.id).where(target.c.id == value, scope)) is not None
         if not exists:
             target = runtime.entities[f.target].entity.label if f.type == "reference" else f.type
             errors.setdefault(f.name, []).append(Message("reference", {"target": target, "value": value}))

@@ -121,13 +121,19 @@ def _derived_hidden(catalog: Catalog, role: RoleDef) -> dict[str, tuple[frozense
                 reads = set(f.expression.names) if f.expression is not None else set()
                 if f.lookup:
                     reads.add(f.lookup)
-                if reads & hidden[entity.name] or any(path_hidden(entity, p) for p in reads if "." in p):
+                if reads & hidden[entity.name] or any(path_hidden(entity, p) for p in reads if "." in p) \
+                        or f.rollup is not None and _rollup_reads(f.rollup) & hidden[f.rollup.entity]:
                     hidden[entity.name].add(f.name)
                     derived[entity.name].add(f.name)
                     changed = True
     paths = {e.name: frozenset(p for f in e.fields for p in _reads(f) if "." in p and path_hidden(e, p))
              for e in catalog.entities.values()}
     return {name: (frozenset(names), paths[name]) for name, names in derived.items()}
+
+
+def _rollup_reads(rollup) -> set[str]:
+    """The child fields a rollup summarises or filters on: a summary of a hidden field reveals it."""
+    return {*([rollup.field] if rollup.field else []), *(rollup.where.names if rollup.where is not None else ())}
 
 
 def _reads(f) -> set[str]:

@@ -53,6 +53,8 @@ from .system_fields import label_of
 from .validation import IMPORT
 
 log = logging.getLogger(__name__)
+#: Where errors about the record as a whole are reported (no field name can start with "_").
+RECORD = "_record"
 
 
 class RecordService(OwnershipMixin):
@@ -236,6 +238,8 @@ class RecordService(OwnershipMixin):
         """Delete ``old`` after applying the ``on_delete`` of every reference to it; appends the events
         (None last if the row was gone: a concurrent delete won)."""
         now, actor_id = self.clock(), self.actor.id if self.actor else None
+        if er.incoming:  # (PostgreSQL) wait for writes that refer to it to commit, so they are seen below
+            conn.execute(sa.select(er.table.c.id).where(er.table.c.id == old["id"]).with_for_update())
         for entity, name in er.incoming:
             child = self.runtime.entities[entity]
             rule = child.entity.field(name).on_delete
@@ -395,9 +399,18 @@ class RecordService(OwnershipMixin):
             raise
 
     def _visible_errors(self, er: EntityRuntime, errors: dict) -> dict:
-        """Errors on fields the caller cannot see are not theirs to fix, and naming them would leak."""
+        """Errors on fields the caller cannot see would name them, so they are left out — except the
+        definition's own messages (validation rules, gates): those still refuse the write, shown on
+        the record as a whole (``_record``) instead of on the hidden field."""
         hidden = self.access.policy(er).hidden
-        return {name: messages for name, messages in errors.items() if name not in hidden}
+        visible = {name: messages for name, messages in errors.items() if name not in hidden}
+        for name, messages in errors.items():
+            if name in hidden:
+                own = visible.setdefault(RECORD, [])
+                own += [m for m in messages if m.key == "custom" and m not in own]
+        if not visible.get(RECORD, True):
+            del visible[RECORD]
+        return visible
 
     def _out(self, er: EntityRuntime, record: Mapping[str, Any]) -> dict[str, Any]:
         """The record as JSON, without the fields the caller may not see."""

@@ -329,8 +329,12 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict],
         lambda at, rule: _message(rule, at, "/message"))
     probability = doc.get("probability_field")
     if probability is not None:
-        if next((f.get("type") for f in field_docs if f["name"] == probability), None) not in NUMERIC_TYPES:
+        target = next((f for f in field_docs if f["name"] == probability), {})
+        if target.get("type") not in NUMERIC_TYPES:
             report("/probability_field", f"{probability!r} is not a number field of this entity")
+        elif "lookup" in target or "rollup" in target:
+            report("/probability_field", f"{probability!r} is computed ({'lookup' if 'lookup' in target else 'rollup'}); "
+                                         "the stage's probability needs a field it can set")
         elif not staged:
             report("/probability_field", "the entity has no stages to take a probability from")
     forms = {name: build_form(name, form, report.at(form[ORIGIN]), names, names, numeric, entities, doc["name"], broken)

@@ -188,3 +188,19 @@ def test_an_update_checks_every_rule_even_one_whose_fields_it_does_not_touch(cli
     assert client.get(f"{URL}/contract/{deal['id']}", headers=rep).json["version"] == 1
     fixed = updated(client, rep, "contract", deal, notes="Delivery in two lots", amount=80000)
     assert (fixed["notes"], fixed["amount"], fixed["version"]) == ("Delivery in two lots", Decimal("80000.00"), 2)
+
+
+def test_a_rule_on_a_field_hidden_from_the_caller_still_refuses_the_write_without_naming_it(client, rep, admin):
+    """Rep cannot see an opportunity's cost; the admin's cost still bounds the amount rep may set.
+    The refusal names no hidden field: the rule's message is on the record as a whole."""
+    acct = create(client, rep, "account", name="Quarry Co")
+    deal = create(client, rep, "opportunity", name="Two loaders", account=acct["id"], amount=900000,
+                  expected_close_date="2027-03-31")
+    assert "cost" not in deal
+    deal = updated(client, admin, "opportunity", deal, cost=700000)
+    refused = patch(client, rep, "opportunity", deal, amount=600000)
+    assert invalid(refused) == {"_record": ["The estimated cost exceeds the amount."]}
+    zh = patch(client, rep, "opportunity", deal, {"Accept-Language": "zh"}, amount=600000)
+    assert invalid(zh) == {"_record": ["预计成本超过商机金额。"]}
+    assert client.get(f"{URL}/opportunity/{deal['id']}", headers=admin).json["amount"] == Decimal("900000.00")
+    assert updated(client, rep, "opportunity", deal, amount=750000)["amount"] == Decimal("750000.00")
