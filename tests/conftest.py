@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -104,6 +105,35 @@ def open_installation(runtime, database) -> Installation:
     inst = Installation(Settings(database_url=url), make_engine(url, **options), runtime, password_hasher=FAST_HASHER)
     inst.migrate()
     return inst
+
+
+MACHINERY = Path(__file__).resolve().parent / "fixtures" / "packs" / "machinery"
+
+
+@pytest.fixture(scope="session")
+def machinery_runtime():
+    """The machinery fixture pack (extends base): definitions that span records."""
+    return compile_runtime(load_catalog([str(MACHINERY)]))
+
+
+@pytest.fixture
+def install(database):
+    """``install(runtime)``: a compiled catalog migrated into a fresh database of the backend under
+    test (a new file on SQLite, a new schema on PostgreSQL); disposed of after the test."""
+    made = []
+
+    def install_(runtime):
+        made.append(open_installation(runtime, database))
+        return made[-1]
+    yield install_
+    for inst in made:
+        inst.db.dispose()
+
+
+@pytest.fixture
+def machinery(machinery_runtime, install):
+    """A fresh installation of the machinery fixture pack."""
+    return install(machinery_runtime)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, c
     """Referenced records must exist — and be visible to the caller: linking to a record one cannot
     read is refused exactly like linking to one that does not exist (no probing for ids)."""
     users = runtime.tables["users"]
+    rolled_up = {plan.via for plan in runtime.rollup_plans.get(er.name, ())}
     for f in er.references:
         value = changed.get(f.name)
         if value is None:
@@ -34,9 +35,13 @@ def check_references(runtime: Runtime, er: EntityRuntime, conn: sa.Connection, c
             if f.type == "reference":
                 target_er = runtime.entities[f.target]
                 target, scope = target_er.table, access.clause(target_er, "read")
-                # FOR KEY SHARE (PostgreSQL): until this write commits, nobody can delete the record
-                # it refers to; a delete that got there first makes this find nothing.
-                query = sa.select(target.c.id).where(target.c.id == value, scope).with_for_update(read=True, key_share=True)
+                query = sa.select(target.c.id).where(target.c.id == value, scope)
+                if f.name not in rolled_up:
+                    # FOR KEY SHARE (PostgreSQL): until this write commits, nobody can delete the record
+                    # it refers to; a delete that got there first makes this find nothing. (A parent with
+                    # rollups over this reference is locked FOR UPDATE by their upkeep instead, in one
+                    # order for all writers; a weaker lock taken first would deadlock re-parentings.)
+                    query = query.with_for_update(read=True, key_share=True)
             else:
                 target = users
             exists = conn.scalar(query if query is not None else

@@ -9,12 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher, profiles
 
-from crm_platform.engine import RecordInvalid, compile_runtime, make_engine
+from crm_platform.engine import RecordInvalid
 from crm_platform.engine.validation import IMPORT
-from crm_platform.installation import Installation, Settings
-from crm_platform.metadata import load_catalog
 
 MACHINERY = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "machinery"
 URL = "/api/records"
@@ -22,20 +19,10 @@ ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 ONLY_MANAGERS = "Only Sales manager, Administrator may move a record to stage '{stage}'; your role may not."
 
 
-@pytest.fixture(scope="module")
-def machinery_runtime():
-    return compile_runtime(load_catalog([str(MACHINERY)]))
-
-
 @pytest.fixture
-def installation(machinery_runtime, database):
-    """Overrides conftest's: a fresh database (file or PostgreSQL schema) migrated for the machinery pack."""
-    url, options = database
-    inst = Installation(Settings(database_url=url), make_engine(url, **options), machinery_runtime,
-                        password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST))
-    inst.migrate()
-    yield inst
-    inst.db.dispose()
+def installation(machinery):
+    """Overrides conftest's: the machinery fixture pack."""
+    return machinery
 
 
 @pytest.fixture

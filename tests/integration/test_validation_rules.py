@@ -11,11 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher, profiles
-
-from crm_platform.engine import compile_runtime, make_engine
-from crm_platform.installation import Installation, Settings
-from crm_platform.metadata import load_catalog
 
 MACHINERY = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "machinery"
 URL = "/api/records"
@@ -25,20 +20,10 @@ OVER_LIMIT = {"en": "The contract amount exceeds the account's credit limit.", "
 NEEDS_PRICE = {"en": "A discount needs a unit price.", "zh": "有折扣时必须填写单价。"}
 
 
-@pytest.fixture(scope="module")
-def machinery_runtime():
-    return compile_runtime(load_catalog([str(MACHINERY)]))
-
-
 @pytest.fixture
-def installation(machinery_runtime, database):
-    """Overrides conftest's: a fresh database (file or PostgreSQL schema) migrated for the machinery pack."""
-    url, options = database
-    inst = Installation(Settings(database_url=url), make_engine(url, **options), machinery_runtime,
-                        password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST))
-    inst.migrate()
-    yield inst
-    inst.db.dispose()
+def installation(machinery):
+    """Overrides conftest's: the machinery fixture pack."""
+    return machinery
 
 
 @pytest.fixture
