@@ -27,8 +27,9 @@ class Server:
 
 
 def seed(installation, org) -> tuple[dict[str, list[str]], dict[str, dict]]:
-    """Two of everything: one owned by the admin, one by the rep (plus a lead and an account in the
-    pool); and for each entity a valid create body (the rep's record's values, without an owner)."""
+    """Two of everything: one owned by the admin, one by the rep (a payment: one of each one's contract;
+    plus a lead and an account in the pool); and for each entity a valid create body (the rep's record's
+    values, without an owner)."""
     system = installation.records(None)
     ids: dict[str, list[str]] = {}
     samples: dict[str, dict] = {}
@@ -48,7 +49,7 @@ def seed(installation, org) -> tuple[dict[str, list[str]], dict[str, dict]]:
         make("lead", name=f"Lead {n}", owner=owner, score=50, email=f"lead{n}@example.com")
         contract = make("contract", name=f"Contract {n}", account=account["id"], amount="999.99", owner=owner,
                         opportunity=opportunity["id"])
-        make("payment", contract=contract["id"], instalment_no=1, due_date="2030-02-01", amount=10, owner=owner)
+        make("payment", contract=contract["id"], instalment_no=1, due_date="2030-02-01", amount=10)
         make("tender", title=f"Tender {n}", bid_deadline="2030-03-01T09:00:00+08:00", budget=5000, owner=owner)
         make("activity", subject=f"Call {n}", account=account["id"], contact=contact["id"], owner=owner,
              due_at="2030-01-01T10:00:00+00:00")

@@ -14,6 +14,10 @@ Situations, relative to the caller:
 - ``own_closed``    the caller owns it and it is in a closed stage (staged entities; ``readonly_if`` territory)
 - ``any``           products have no owner; any scope but ``none`` covers every product
 
+A detail entity (one with a ``detail`` reference, e.g. a contract's payments) has no owner of its own: its
+situations are its parent's (a payment of the caller's closed contract is ``own_closed``), and it is also
+created in each of them, since creating a detail is a write on its parent.
+
 One org and one set of records is built per backend per test module (per xdist worker); tests that
 change or delete records work on fresh records created for them, and remove what they create.
 """
@@ -72,7 +76,22 @@ def staged(entity: str) -> bool:
     return bool(ENTITY_DOCS[entity].get("stages"))
 
 
+def master(entity: str) -> tuple[str, str] | None:
+    """(reference field, parent entity) if ``entity`` is a detail: read from its ``detail`` reference, so a
+    new detail entity is covered without naming it here."""
+    return next(((f["name"], f["target"]) for f in ENTITY_DOCS[entity]["fields"]
+                 if f.get("type") == "reference" and f.get("detail")), None)
+
+
+def root(entity: str) -> str:
+    """The entity whose records decide a record's situation: the top of its master-detail chain."""
+    link = master(entity)
+    return root(link[1]) if link else entity
+
+
 def situations(entity: str) -> list[str]:
+    if master(entity):
+        return situations(root(entity))
     if not owned(entity):
         return ["any"]
     names = ["own", "same_team", "other_team", "other_region"]
@@ -84,8 +103,19 @@ def situations(entity: str) -> list[str]:
 
 
 def situation_owner(caller: str, situation: str) -> str | None:
-    return {"own": caller, "own_closed": caller, "same_team": TEAMMATE[USERS[caller][1]], "other_team": "rep2",
-            "other_region": "north_rep", "pool": None, "any": None}[situation]
+    return {"new": caller, "own": caller, "own_closed": caller, "same_team": TEAMMATE[USERS[caller][1]],
+            "other_team": "rep2", "other_region": "north_rep", "pool": None, "any": None}[situation]
+
+
+def situation_key(entity: str, caller: str, situation: str) -> tuple[str | None, bool]:
+    """(owner, closed) of the record in ``situation`` relative to ``caller``; for a detail, of its parent."""
+    owner = situation_owner(caller, situation) if owned(root(entity)) else None
+    return owner, situation == "own_closed"
+
+
+def home(entity: str) -> str:
+    """The situation of the caller's own records (``any`` where nobody owns them)."""
+    return "own" if owned(root(entity)) else "any"
 
 
 # -- the oracle: the role files, read independently ----------------------------------------------
@@ -128,7 +158,7 @@ FUNCTIONS = {"is_blank": lambda v: v is None or (isinstance(v, str) and not v.st
 def holds(condition: str, record: dict) -> bool:
     """A rule's condition on a record (the conditions of the base roles are Python expressions too)."""
     try:
-        return bool(eval(compile(condition, "<role rule>", "eval"), {"__builtins__": {}, **FUNCTIONS},  # noqa: S307
+        return bool(eval(compile(condition, "<role rule>", "eval"), {"__builtins__": {}, **FUNCTIONS},
                          _Names(record)))
     except TypeError:  # a comparison with a missing value: SQL's NULL, not true
         return False
@@ -162,24 +192,43 @@ def in_scope(caller: str, entity: str, granted: str, record: dict) -> bool:
     return record["team"] in subtree(team)
 
 
-def may(caller: str, entity: str, action: str, record: dict) -> bool:
-    """Whether ``caller`` may ``action`` (read | update | delete) this record (an oracle record: owner and
-    team are user and team names)."""
+#: Where an oracle record of a detail keeps its parent's oracle record (not a valid field name).
+PARENT = "<parent>"
+
+
+def may(caller: str, entity: str, action: str, record: dict, locks: bool = True) -> bool:
+    """Whether ``caller`` may ``action`` (create | read | update | delete) this record (an oracle record:
+    owner and team are user and team names; a detail's has its parent's under ``PARENT``). ``locks=False``
+    leaves out the role's ``readonly_if``: a parent's lock covers the parent's fields, not its details."""
     role = USERS[caller][0]
     if not sees_entity(caller, entity):
         return False
-    allowed = in_scope(caller, entity, scope(role, entity, action), record)
-    if not allowed and action == "read" and has_pool(role, entity) and record["owner"] is None:
-        allowed = True
-    if not allowed and any(holds(s["condition"], record) for s in shares(caller, entity, action)):
-        allowed = True
+    if master(entity):
+        allowed = may_as_detail(caller, entity, action, record)
+    else:
+        allowed = in_scope(caller, entity, scope(role, entity, action), record)
+        if not allowed and action == "read" and has_pool(role, entity) and record["owner"] is None:
+            allowed = True
+        if not allowed and any(holds(s["condition"], record) for s in shares(caller, entity, action)):
+            allowed = True
     readonly_if = grant(role, entity).get("readonly_if")
-    if allowed and action in ("update", "delete") and readonly_if and holds(readonly_if, record):
+    if allowed and locks and action in ("update", "delete") and readonly_if and holds(readonly_if, record):
         allowed = False
     return allowed
 
 
+def may_as_detail(caller: str, entity: str, action: str, record: dict) -> bool:
+    """A detail's own grant only says whether the action is allowed at all; the record is then allowed
+    exactly when its parent is: to read it, reading the parent; to write it, updating the parent."""
+    if scope(USERS[caller][0], entity, action) == "none":
+        return False
+    parent_action = "read" if action == "read" else "update"
+    return may(caller, master(entity)[1], parent_action, record[PARENT], locks=False)
+
+
 def expected_status(caller: str, entity: str, action: str, record: dict | None, refs: list | None = None) -> int:
+    """``record`` is the record acted on (for a create, the one being created); ``refs`` the (entity,
+    oracle record) of every record a create links to."""
     role = USERS[caller][0]
     if not sees_entity(caller, entity):
         return 404
@@ -188,7 +237,7 @@ def expected_status(caller: str, entity: str, action: str, record: dict | None, 
             return 403
         if not all(may(caller, target, "read", rec) for target, rec in refs or ()):
             return 422  # linking to a record the caller cannot read is like linking to a missing one
-        return 201
+        return 201 if may(caller, entity, "create", record) else 403
     if action == "list":
         return 200
     if not may(caller, entity, "read", record):
@@ -208,6 +257,17 @@ class Record:
     entity: str
     id: str
     oracle: dict  # owner/team as names, plus the field values rules may look at
+
+
+def oracle_record(entity: str, data: dict, owner: str | None, refs: dict[str, Record]) -> dict:
+    """What the oracle knows of a record: its values, owner and team by name (if ``entity`` is owned), and
+    a detail's parent's."""
+    owner = owner if owned(entity) else None
+    record = {**data, "owner": owner, "team": USERS[owner][1] if owner else None}
+    link = master(entity)
+    if link:
+        record[PARENT] = refs[link[0]].oracle
+    return record
 
 
 @dataclass
@@ -231,50 +291,55 @@ class World:
     def unique(self, prefix: str) -> str:
         return f"{prefix} {next(self.counter)}"
 
-    def payload(self, entity: str, owner_refs: str | None) -> tuple[dict, list[tuple[str, dict]]]:
-        """Minimal valid data for ``entity`` and the (entity, oracle record) of every record it refers to
-        (the ones owned by ``owner_refs``)."""
-        def ref(target: str) -> tuple[str, Record]:
-            rec = self.records[(target, owner_refs, False)]
-            return rec.id, rec
+    def payload(self, entity: str, owner: str | None, closed: bool = False) -> tuple[dict, dict[str, Record]]:
+        """Minimal valid data for ``entity`` and the record each of its references names: ``owner``'s own;
+        a detail's parent is the parent record in the situation (``owner``, ``closed``)."""
+        data, refs = self._fields(entity, owner)
+        link = master(entity)
+        if link:
+            name, target = link
+            refs[name] = self.records[(target, owner, closed)]
+        return {**data, **{name: record.id for name, record in refs.items()}}, refs
+
+    def _fields(self, entity: str, owner: str | None) -> tuple[dict, dict[str, Record]]:
+        """An entity's required values but references, and the record each reference it needs names
+        (a detail's parent is :meth:`payload`'s to choose)."""
+        def ref(name: str) -> dict[str, Record]:
+            target = next(f["target"] for f in ENTITY_DOCS[entity]["fields"] if f["name"] == name)
+            return {name: self.records[(target, owner, False)]}
         name = self.unique(entity)
         if entity == "lead":
-            return {"name": name}, []
+            return {"name": name}, {}
         if entity == "account":
-            return {"name": name}, []
+            return {"name": name}, {}
         if entity == "activity":
-            return {"subject": name}, []
+            return {"subject": name}, {}
         if entity == "tender":
-            return {"title": name}, []
+            return {"title": name}, {}
         if entity == "product":
-            return {"sku": name.replace(" ", "-"), "name": name}, []
+            return {"sku": name.replace(" ", "-"), "name": name}, {}
         if entity == "contact":
-            account_id, account = ref("account")
-            return {"last_name": name, "account": account_id}, [("account", account.oracle)]
+            return {"last_name": name}, ref("account")
         if entity == "opportunity":
-            account_id, account = ref("account")
-            return ({"name": name, "account": account_id, "expected_close_date": "2026-06-30", "amount": 1000},
-                    [("account", account.oracle)])
+            return {"name": name, "expected_close_date": "2026-06-30", "amount": 1000}, ref("account")
         if entity == "contract":
-            account_id, account = ref("account")
-            return {"name": name, "account": account_id, "amount": 1000}, [("account", account.oracle)]
+            return {"name": name, "amount": 1000}, ref("account")
         if entity == "payment":
-            contract_id, contract = ref("contract")
-            return ({"contract": contract_id, "instalment_no": 1, "due_date": "2026-07-01", "amount": 100},
-                    [("contract", contract.oracle)])
+            return {"instalment_no": 1, "due_date": "2026-07-01", "amount": 100}, {}
         raise AssertionError(f"no minimal payload for {entity}: add one")
 
     def create(self, entity: str, owner: str | None, closed: bool = False) -> Record:
-        """A record created by the system, owned by ``owner`` (references owned by the same user)."""
-        data, _ = self.payload(entity, owner if owned(entity) else None)
-        if closed:
+        """A record created by the system in the situation (``owner``, ``closed``): owned by ``owner`` and
+        in a closed stage, or, for a detail, under the parent record in that situation."""
+        data, refs = self.payload(entity, owner, closed)
+        if closed and not master(entity):
             data.update(CLOSED[entity])
         if owned(entity):
             data["owner"] = self.users[owner] if owner else None
         # the system context may load records in any stage but one only an action sets (a converted lead)
         action = "convert" if closed and entity == "lead" else None
         created = self.installation.records(None).create(entity, data, action=action)
-        oracle = {**data, "owner": owner, "team": USERS[owner][1] if owner else None}
+        oracle = oracle_record(entity, data, owner, refs)
         if owned(entity):
             assert (created["owner"], created["team"]) == (data["owner"], self.teams.get(oracle["team"]))
         return Record(entity, created["id"], oracle)
@@ -286,17 +351,30 @@ class World:
             pass
 
     def situation(self, entity: str, caller: str, situation: str) -> Record:
-        owner = situation_owner(caller, situation) if owned(entity) else None
-        return self.records[(entity, owner, situation == "own_closed")]
+        return self.records[(entity, *situation_key(entity, caller, situation))]
 
     def all_records(self, entity: str) -> list[Record]:
         return [r for (e, _, _), r in self.records.items() if e == entity]
 
 
-# Reference targets first, so that every owner's contact/opportunity/contract/payment refers to that
-# owner's own account/contract.
+# Reference targets first, so that every owner's contact/opportunity/contract refers to that owner's own
+# account, and a detail comes after its parent.
 BUILD_ORDER = ["account", "lead", "activity", "tender", "product", "contact", "opportunity", "contract", "payment"]
 assert set(BUILD_ORDER) == set(ENTITIES), "a new base entity: give it a minimal payload and a place in BUILD_ORDER"
+assert all(BUILD_ORDER.index(master(e)[1]) < BUILD_ORDER.index(e) for e in ENTITIES if master(e)), \
+    "a detail entity must be built after its parent"
+
+
+def _situations_built(world: World, entity: str) -> list[tuple[str | None, bool]]:
+    """The (owner, closed) situations ``entity`` gets a record in: each of its parent's records for a
+    detail; else every user's and the pool's, and each caller's closed one."""
+    link = master(entity)
+    if link:
+        return [(owner, closed) for (e, owner, closed) in world.records if e == link[1]]
+    if not owned(entity):
+        return [(None, False)]
+    return [(owner, False) for owner in [*USERS, *([None] if pooled(entity) else [])]] \
+        + [(caller, True) for caller in CALLER.values() if entity in CLOSED]
 
 
 def _build(world: World) -> None:
@@ -306,14 +384,8 @@ def _build(world: World) -> None:
     for username, (role, team) in USERS.items():
         world.users[username] = accounts.create_user(username, f"{username}-password", role, team)
     for entity in BUILD_ORDER:
-        if not owned(entity):
-            world.records[(entity, None, False)] = world.create(entity, None)
-            continue
-        for owner in [*USERS, *([None] if pooled(entity) else [])]:
-            world.records[(entity, owner, False)] = world.create(entity, owner)
-        if entity in CLOSED:
-            for caller in CALLER.values():
-                world.records[(entity, caller, True)] = world.create(entity, caller, closed=True)
+        for owner, closed in _situations_built(world, entity):
+            world.records[(entity, owner, closed)] = world.create(entity, owner, closed)
 
 
 FAST_HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
@@ -353,7 +425,9 @@ def world(request, runtime, tmp_path_factory):
 def _cases():
     for role in ROLES:
         for entity in ENTITIES:
-            yield pytest.param(role, entity, "create", "new", id=f"{role}-{entity}-create-new")
+            # creating a detail writes its parent: one case per situation of the parent
+            for situation in situations(entity) if master(entity) else ["new"]:
+                yield pytest.param(role, entity, "create", situation, id=f"{role}-{entity}-create-{situation}")
             for action in ("read", "list", "update", "delete"):
                 for situation in situations(entity):
                     yield pytest.param(role, entity, action, situation, id=f"{role}-{entity}-{action}-{situation}")
@@ -371,20 +445,7 @@ def test_matrix(world, role, entity, action, situation):
     system = world.installation.records(None)
 
     if action == "create":
-        data, refs = world.payload(entity, caller if owned(entity) else None)
-        expected = expected_status(caller, entity, "create", None, refs)
-        before = system.list(entity, _count_query())["paging"]["total"]
-        response = world.client.post(f"{URL}/{entity}", json=data, headers=headers)
-        try:
-            assert response.status_code == expected, response.json
-            if expected == 201 and owned(entity):
-                assert (response.json["owner"], response.json["team"]) == \
-                    (world.users[caller], world.teams[USERS[caller][1]])
-            if expected != 201:
-                assert system.list(entity, _count_query())["paging"]["total"] == before
-        finally:
-            if response.status_code == 201:
-                world.discard(entity, response.json["id"])
+        _check_create(world, caller, entity, situation)
         return
 
     if action in ("read", "list"):
@@ -410,8 +471,7 @@ def test_matrix(world, role, entity, action, situation):
         return
 
     # update and delete work on a fresh record in the same situation
-    template = world.situation(entity, caller, situation)
-    fresh = world.create(entity, template.oracle["owner"], closed=situation == "own_closed")
+    fresh = world.create(entity, *situation_key(entity, caller, situation))
     try:
         expected = expected_status(caller, entity, action, fresh.oracle)
         url = f"{URL}/{entity}/{fresh.id}"
@@ -438,6 +498,29 @@ def test_matrix(world, role, entity, action, situation):
             assert response.json["error"]["code"] == {403: "forbidden", 404: "not_found"}[expected]
     finally:
         world.discard(entity, fresh.id)
+
+
+def _check_create(world: World, caller: str, entity: str, situation: str) -> None:
+    """Create as ``caller`` a record of ``situation`` (for a detail, under the parent in it)."""
+    system = world.installation.records(None)
+    owner, closed = situation_key(entity, caller, situation)
+    data, refs = world.payload(entity, owner, closed)
+    new = oracle_record(entity, data, owner, refs)
+    expected = expected_status(caller, entity, "create", new, [(r.entity, r.oracle) for r in refs.values()])
+    before = system.list(entity, _count_query())["paging"]["total"]
+    response = world.client.post(f"{URL}/{entity}", json=data, headers=world.headers(caller))
+    try:
+        assert response.status_code == expected, response.json
+        if expected == 201 and owned(entity):
+            assert (response.json["owner"], response.json["team"]) == \
+                (world.users[caller], world.teams[USERS[caller][1]])
+        if expected != 201:
+            assert system.list(entity, _count_query())["paging"]["total"] == before
+        if expected in (403, 404):
+            assert response.json["error"]["code"] == {403: "forbidden", 404: "not_found"}[expected]
+    finally:
+        if response.status_code == 201:
+            world.discard(entity, response.json["id"])
 
 
 def _count_query():
@@ -472,13 +555,50 @@ def test_the_oracle_applies_scopes_pools_sharing_and_readonly_if(monkeypatch):
     assert expected_status("admin", "lead", "delete", {**mine, "stage": "converted"}) == 204
 
 
+def test_the_oracle_treats_any_detail_entity_by_its_parent(monkeypatch):
+    """Guards the detail rule on made-up entities (quote lines of an opportunity, notes on a line) and a
+    made-up role whose parent grants read and update differently, which the base roles never do."""
+    def reference(target: str) -> dict:
+        return {"name": target, "type": "reference", "target": target, "detail": True}
+    monkeypatch.setitem(ENTITY_DOCS, "quote_line", {"name": "quote_line", "fields": [reference("opportunity")]})
+    monkeypatch.setitem(ENTITY_DOCS, "line_note", {"name": "line_note", "fields": [reference("quote_line")]})
+    monkeypatch.setitem(ROLE_DOCS, "rep", {"name": "rep", "entities": {
+        "opportunity": {"actions": {"read": "team", "update": "own", "create": "own"},
+                        "readonly_if": "stage == 'won'"},
+        "quote_line": {"actions": {"read": "own", "create": "own", "update": "own", "delete": "none"}},
+        "line_note": {"actions": {"read": "all", "create": "all", "update": "all", "delete": "all"}}}})
+
+    def line(opportunity: dict) -> dict:
+        return {"owner": None, "team": None, PARENT: opportunity}
+    mine, won = {"owner": "rep", "team": "Shanghai"}, {"owner": "rep", "team": "Shanghai", "stage": "won"}
+    colleague, elsewhere = {"owner": "rep3", "team": "Shanghai"}, {"owner": "rep2", "team": "Hangzhou"}
+    assert master("quote_line") == ("opportunity", "opportunity") and root("line_note") == "opportunity"
+    assert situations("line_note") == situations("opportunity")
+    assert may("rep", "quote_line", "update", line(mine))
+    assert not may("rep", "quote_line", "delete", line(mine))  # the line's own grant: none
+    assert not may("rep", "opportunity", "update", won) and may("rep", "quote_line", "update", line(won))
+    assert may("rep", "quote_line", "read", line(colleague))  # the line's "own" scope is moot
+    assert not may("rep", "quote_line", "update", line(colleague))
+    assert expected_status("rep", "quote_line", "create", line(colleague), [("opportunity", colleague)]) == 403
+    assert expected_status("rep", "quote_line", "create", line(mine), [("opportunity", mine)]) == 201
+    assert expected_status("rep", "quote_line", "create", line(elsewhere), [("opportunity", elsewhere)]) == 422
+    assert not may("rep", "quote_line", "read", line(elsewhere))
+    assert may("rep", "line_note", "read", line(line(colleague)))
+    assert not may("rep", "line_note", "update", line(line(colleague)))
+    assert may("rep", "line_note", "delete", line(line(won)))
+
+
 # -- field-level rules ------------------------------------------------------------------------------
 VALUES = {"currency": 1, "decimal": 1, "integer": 1, "percent": 1, "formula": 1, "text": "x", "textarea": "x",
           "datetime": "2026-01-01T00:00:00Z", "date": "2026-01-01", "boolean": True}
 
 
 def _own(caller: str, entity: str) -> dict:
-    return {"owner": caller, "team": USERS[caller][1]} if owned(entity) else {"owner": None, "team": None}
+    """An oracle record of ``caller``'s own (a detail: under a parent record of the caller's own)."""
+    link = master(entity)
+    if link:
+        return {"owner": None, "team": None, PARENT: _own(caller, link[1])}
+    return oracle_record(entity, {}, caller, {})
 
 
 def _field_cases(writers: bool):
@@ -497,7 +617,7 @@ def test_hidden_fields_are_absent_and_read_only_fields_are_marked(world, role, e
     headers = world.headers(caller)
     rules = field_rules(role, entity)
     hidden = {name for name, level in rules.items() if level == "hidden"}
-    record = world.situation(entity, caller, "own" if owned(entity) else "any")
+    record = world.situation(entity, caller, home(entity))
     assert may(caller, entity, "read", record.oracle), "a role with field rules should read its own records"
     got = world.client.get(f"{URL}/{entity}/{record.id}", headers=headers)
     assert got.status_code == 200
@@ -518,7 +638,7 @@ def test_writing_fields_a_role_may_not_write_is_403_naming_them_all(world, role,
     headers = world.headers(caller)
     denied = {name for name, level in field_rules(role, entity).items() if level != "write"}
     hidden = {name for name, level in field_rules(role, entity).items() if level == "hidden"}
-    fresh = world.create(entity, caller if owned(entity) else None)
+    fresh = world.create(entity, *situation_key(entity, caller, home(entity)))
     try:
         system = world.installation.records(None)
         stored = system.get(entity, fresh.id)
@@ -537,7 +657,7 @@ def test_writing_fields_a_role_may_not_write_is_403_naming_them_all(world, role,
         ok = world.client.patch(url, json={"version": stored["version"], name: value}, headers=headers)
         assert ok.status_code == 200 and not hidden & set(ok.json)
         created = world.client.post(f"{URL}/{entity}", headers=headers, json={
-            **world.payload(entity, caller if owned(entity) else None)[0],
+            **world.payload(entity, *situation_key(entity, caller, home(entity)))[0],
             **{n: VALUES[types[n]] for n in sorted(denied)}})
         assert created.status_code == 403 and set(created.json["error"]["fields"]) == denied
     finally:
