@@ -170,7 +170,7 @@ class Access:
         if record is None or scope == "none" and not policy.shares and not policy.pool:
             return scope != "none", reasons
         if er.entity.parent is not None:
-            return self._check_detail(er, action, record, reasons)
+            return self._check_detail(er, action, record, reasons, locks)
         allowed = self._record_in_scope(er, scope, record, reasons)
         if not allowed and action in ("read", "claim") and policy.pool and record.get("owner") is None:
             allowed = True
@@ -188,7 +188,8 @@ class Access:
             reasons.append(f"the record is read-only to role '{policy.role}' ({policy.readonly_if.source})")
         return allowed, reasons
 
-    def _check_detail(self, er: EntityRuntime, action: str, record, reasons: list[str]) -> tuple[bool, list[str]]:
+    def _check_detail(self, er: EntityRuntime, action: str, record, reasons: list[str],
+                      locks: bool = True) -> tuple[bool, list[str]]:
         """A detail record is allowed exactly when its parent is (read: read; any write: update)."""
         parent = er.entity.parent
         master = self.runtime.entities[parent.target]
@@ -202,7 +203,7 @@ class Access:
             return False, reasons
         allowed, more = self.check(master, wanted, master.from_row(row), locks=False)
         reasons += more
-        if allowed and action in ("update", "delete") and self.policy(er).readonly_if is not None \
+        if allowed and locks and action in ("update", "delete") and self.policy(er).readonly_if is not None \
                 and self.policy(er).readonly_if.evaluate(record, None, self.user):
             allowed = False
             reasons.append(f"the record is read-only to role '{self.policy(er).role}' ({self.policy(er).readonly_if.source})")
