@@ -160,8 +160,9 @@ def definitions() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
     """Validate packs (or files inside packs); print `file: /pointer: message` for every problem."""
+    from .engine import compile_runtime
     from .metadata.validate import validate_paths
-    problems, checked = validate_paths(list(paths))
+    problems, checked = validate_paths(list(paths), compile_runtime)
     for problem in problems:
         click.echo(str(problem))
     if problems:

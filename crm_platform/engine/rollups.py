@@ -56,7 +56,7 @@ def compile_plans(entities: Mapping[str, EntityRuntime]) -> Mapping[str, tuple[R
     plans: dict[str, list[RollupPlan]] = {}
     problems = []
     for er in entities.values():
-        for index, f in enumerate(er.entity.fields):
+        for f in er.entity.fields:
             rollup = f.rollup
             if rollup is None:
                 continue
@@ -66,7 +66,7 @@ def compile_plans(entities: Mapping[str, EntityRuntime]) -> Mapping[str, tuple[R
                 try:
                     where = to_sql(rollup.where.source, set(child.columns))
                 except NotTranslatable as exc:
-                    problems.append(Problem(er.entity.source, f"/fields/{index}/rollup/where", str(exc)))
+                    problems.append(Problem(f.origin[0], f"{f.origin[1]}/rollup/where", str(exc)))
                     continue
             source = child.entity.field(rollup.field) if rollup.field else None
             computed = source is not None and source.type == "formula"

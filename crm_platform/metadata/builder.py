@@ -179,6 +179,7 @@ def build_field(doc: dict, entity: dict, report: Reporter, names: set[str], nume
         readonly_if=report.expression(doc.get("readonly_if"), "/readonly_if", everything, numeric),
         visible_if=report.expression(doc.get("visible_if"), "/visible_if", everything, numeric),
         lookup=doc.get("lookup"), fetch_from=doc.get("fetch_from"), rollup=rollup, detail=detail, on_delete=on_delete,
+        origin=(report.file, report.base),
     )
 
 

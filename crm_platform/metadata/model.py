@@ -94,6 +94,8 @@ class FieldDef:
     #: For references: this entity is a detail of the target (master-detail).
     detail: bool = False
     on_delete: str = "restrict"
+    #: (file, JSON pointer) of the document that last defined the field, for problems found later.
+    origin: tuple[str, str] = field(default=("", ""), compare=False)
 
     @property
     def computed(self) -> bool:

@@ -18,8 +18,10 @@ def _enclosing_pack(path: Path) -> Path | None:
     return None
 
 
-def validate_paths(paths: list[Path]) -> tuple[list[Problem], int]:
-    """Every problem in the given packs/files (deduplicated, in order), and how many packs were checked."""
+def validate_paths(paths: list[Path], compile_catalog=None) -> tuple[list[Problem], int]:
+    """Every problem in the given packs/files (deduplicated, in order), and how many packs were checked.
+    ``compile_catalog`` (the engine's ``compile_runtime``) also runs on each pack that loads, so what
+    only compiling finds (a sharing rule or rollup condition SQL cannot run) is reported here too."""
     packs: list[Path] = []
     problems: list[Problem] = []
     for path in paths:
@@ -40,7 +42,9 @@ def validate_paths(paths: list[Path]) -> tuple[list[Problem], int]:
                 read_document(path, kind, problems)
     for pack in dict.fromkeys(packs):
         try:
-            load_catalog([str(pack)], extra_paths=[pack.parent])
+            catalog = load_catalog([str(pack)], extra_paths=[pack.parent])
+            if compile_catalog is not None:
+                compile_catalog(catalog)
         except DefinitionError as exc:
             problems += exc.problems
     return list(dict.fromkeys(problems)), len(dict.fromkeys(packs))
