@@ -247,10 +247,18 @@ def build_stages(doc: dict, report: Reporter, fields: set[str], names: set[str],
 def _with_details(form: Form, entity: str, entities: dict[str, dict]) -> Form:
     """The form, listing every detail entity of this one (a contract's payments) that it does not list yet."""
     listed = {(r.entity, r.field) for r in form.related}
-    extra = tuple(RelatedList(name, f["name"], _opt(doc, "plural_label"))
+    extra = tuple(RelatedList(name, f["name"], _opt(doc, "plural_label"), _detail_columns(doc, f["name"]))
                   for name, doc in entities.items() for f in doc.get("fields", [])
                   if f.get("detail") and f.get("target") == entity and (name, f["name"]) not in listed)
     return Form(form.name, form.tabs, form.label, form.roles, form.related + extra) if extra else form
+
+
+def _detail_columns(doc: dict, parent: str) -> tuple[str, ...]:
+    """A detail's columns on its parent's page: its "all" list view's, else its first six fields
+    (without the reference to the parent, which every row would repeat)."""
+    view = doc.get("list_views", {}).get("all")
+    names = view["columns"] if view else [f["name"] for f in doc.get("fields", [])][:7]
+    return tuple(n for n in names if n != parent)[:6]
 
 
 def _check_roles(report: Reporter, pointer: str, used: Iterable[str], known: Iterable[str]) -> None:

@@ -199,8 +199,10 @@ def test_the_parents_description_lists_its_details_in_the_default_form(users):
     assert [(r["entity"], r["field"]) for r in related("opportunity")] == [
         ("activity", "opportunity"), ("contract", "opportunity"), ("tender", "opportunity"),
         ("quote_line", "opportunity")]
-    assert related("opportunity")[-1] == {"entity": "quote_line", "field": "opportunity", "columns": [],
-                                          "label": {"en": "Quote lines", "zh": "报价明细"}}
+    # listed without being declared: the detail's first fields, without the reference every row repeats
+    assert related("opportunity")[-1] == {
+        "entity": "quote_line", "field": "opportunity", "label": {"en": "Quote lines", "zh": "报价明细"},
+        "columns": ["machine_model", "quantity", "unit_price", "discount", "line_amount", "model_category"]}
 
 
 # -- on_delete -------------------------------------------------------------------------------------------
