@@ -19,8 +19,10 @@ from rich.table import Table
 
 from .common import DEFAULT_PG_URL, Row, fmt_ns, fresh_postgres_database, postgres_unreachable
 
-BENCHMARKS = ("validation", "expressions", "create", "list_page", "permissions", "http")
-SQL_BENCHMARKS = ("create", "list_page", "permissions", "http")
+BENCHMARKS = ("validation", "expressions", "create", "list_page", "permissions", "http",
+              "rollup_create", "lookup_list", "detail_list", "validation_rules")
+SQL_BENCHMARKS = ("create", "list_page", "permissions", "http",
+                  "rollup_create", "lookup_list", "detail_list", "validation_rules")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
