@@ -88,7 +88,9 @@ class RecordService(OwnershipMixin):
         if query.search:
             where.append(search_clause(er, query.search, hidden))
         keys = sort_keys(er, query.sort, hidden)
-        statement = sa.select(er.table).where(*where).order_by(*order_by(er, keys)).limit(query.limit + 1)
+        joined = lookups.joined(self.runtime, er, self.access) if er.paths else None
+        statement = joined.select(er.table) if joined is not None else sa.select(er.table)
+        statement = statement.where(*where).order_by(*order_by(er, keys)).limit(query.limit + 1)
         if query.cursor:
             statement = statement.where(after_cursor(er, keys, query.cursor))
         elif query.page:
@@ -99,7 +101,7 @@ class RecordService(OwnershipMixin):
             more = len(rows) > query.limit
             rows = rows[:query.limit]
             records = [er.from_row(row) for row in rows]
-            self._complete(er, conn, records)
+            self._complete(er, conn, records, rows, joined)
         paging: dict[str, Any] = {"limit": query.limit, "has_more": more,
                                   "next_cursor": encode_cursor(keys, rows[-1]) if more and rows else None}
         if query.page:
@@ -304,16 +306,22 @@ class RecordService(OwnershipMixin):
         self._complete(er, conn, [record])
         return record
 
-    def _complete(self, er: EntityRuntime, conn: sa.Connection, records: list[dict]) -> None:
-        """Resolve the paths the entity reads (one query per reference followed, for all the records),
+    def _complete(self, er: EntityRuntime, conn: sa.Connection, records: list[dict], rows=(),
+                  joined: lookups.Joined | None = None) -> None:
+        """Resolve the paths the entity reads — a list page's one-reference paths came with its rows
+        (``joined``), the rest take one query per reference followed, for all the records —
         then compute lookups and formulas; a record whose lookups come from a record the caller may
         not read carries those paths under ``HIDE`` (the fields showing them are left out of its JSON)."""
         if not er.paths:
             return
-        for record, blocked in zip(records, lookups.resolve(self.runtime, conn, er, records, self.access)):
+        rest = er.paths - joined.paths if joined is not None else er.paths
+        found = lookups.resolve(self.runtime, conn, er, records, self.access, rest)
+        for i, (record, blocked) in enumerate(zip(records, found)):
+            if joined is not None:
+                blocked = blocked | joined.read(rows[i], record)
             er.compute(record)
             if blocked:
-                record[HIDE] = blocked
+                record[HIDE] = frozenset(blocked)
 
     def _derive(self, er: EntityRuntime, conn: sa.Connection, record: dict, changed: dict, sent: set[str],
                 errors: dict, *, creating: bool) -> None:

@@ -118,37 +118,59 @@ def maintain(runtime: Runtime, conn: sa.Connection, child: EntityRuntime, old: M
 
 def _recompute(runtime: Runtime, conn: sa.Connection, parent: EntityRuntime, parent_id: str,
                plans: list[RollupPlan]) -> bool:
-    """Lock the parent's row and store its summaries; False if the parent is gone."""
-    table = parent.table
-    if conn.scalar(sa.select(table.c.id).where(table.c.id == parent_id).with_for_update()) is None:
+    """Lock the parent's row and store its summaries; False if the parent is gone. (SQLite: its
+    write transactions run one at a time, so the row needs no lock; the UPDATE's count tells.)"""
+    table, cache = parent.table, parent.statement_cache
+    locking = conn.dialect.name != "sqlite"
+    if locking and conn.scalar(_cached(cache, ("lock",), lambda: sa.select(table.c.id).where(
+            table.c.id == sa.bindparam("crm_parent")).with_for_update()), {"crm_parent": parent_id}) is None:
         return False
-    values = {plan.field.name: _aggregate(runtime, conn, plan, parent_id) for plan in plans}
-    conn.execute(table.update().where(table.c.id == parent_id).values(parent.to_row(values)))
-    return True
+    values = parent.to_row({plan.field.name: _aggregate(runtime, conn, plan, parent_id) for plan in plans})
+    update = _cached(cache, ("store", tuple(values)),
+                     lambda: table.update().where(table.c.id == sa.bindparam("crm_parent")))
+    return conn.execute(update, {**values, "crm_parent": parent_id}).rowcount == 1 or locking
+
+
+def _cached(cache: dict, key: tuple, build):
+    statement = cache.get(key)
+    if statement is None:
+        statement = cache[key] = build()
+    return statement
 
 
 def _aggregate(runtime: Runtime, conn: sa.Connection, plan: RollupPlan, parent_id: str):
-    table = runtime.entities[plan.child].table
-    where = [table.c[plan.via] == parent_id]
-    if plan.where is not None:
-        where.append(plan.where(table, {}))
-    if plan.function == "count":
-        return finish(plan.field, conn.scalar(sa.select(sa.func.count()).select_from(table).where(*where)))
+    """The summary over one parent's children, by a statement built once per plan and way of computing."""
+    child = runtime.entities[plan.child]
+    table = child.table
+    python = plan.computed or plan.function != "count" and _in_python(conn, plan, table.c[plan.source])
+    key = ("aggregate", plan.parent, plan.field.name, python)
+
+    def build():
+        where = [table.c[plan.via] == sa.bindparam("crm_parent")]
+        if plan.where is not None:
+            where.append(plan.where(table, {}))
+        if plan.function == "count":
+            return sa.select(sa.func.count()).select_from(table).where(*where)
+        if plan.computed:
+            return sa.select(table).where(*where)
+        column = table.c[plan.source]
+        if python:
+            return sa.select(column).where(*where)
+        return sa.select(_SQL[plan.function](column, type_=column.type)).where(*where)
+    statement = _cached(child.statement_cache, key, build)
+    parameters = {"crm_parent": parent_id}
+    if plan.function == "count" or not python:
+        return finish(plan.field, conn.scalar(statement, parameters))
     if plan.computed:
-        child = runtime.entities[plan.child]
         values = []
-        for row in conn.execute(sa.select(table).where(*where)).mappings():
+        for row in conn.execute(statement, parameters).mappings():
             record = child.from_row(row)
             child.compute(record)
             if record[plan.source] is not None:
                 values.append(record[plan.source])
-        return finish(plan.field, _python(plan.function, values))
-    column = table.c[plan.source]
-    if _in_python(conn, plan, column):
-        values = [v for v in conn.scalars(sa.select(column).where(*where)) if v is not None]
-        return finish(plan.field, _python(plan.function, values))
-    value = conn.scalar(sa.select(_SQL[plan.function](column, type_=column.type)).where(*where))
-    return finish(plan.field, value)
+    else:
+        values = [v for v in conn.scalars(statement, parameters) if v is not None]
+    return finish(plan.field, _python(plan.function, values))
 
 
 def _in_python(conn: sa.Connection, plan: RollupPlan, column: sa.Column) -> bool:

@@ -74,6 +74,15 @@ class EntityRuntime:
         return record
 
     @cached_property
+    def statement_cache(self) -> dict:
+        """Statements (and column plans) built once for this entity by :mod:`.lookups` and :mod:`.rollups`."""
+        return {}
+
+    @property
+    def row_plan(self) -> tuple[tuple[str, FieldDef | None, FieldType | None], ...]:
+        return self._row_plan
+
+    @cached_property
     def _row_plan(self) -> tuple[tuple[str, FieldDef | None, FieldType | None], ...]:
         """(name, field, type or None) per column in record order; None: the row value is the Python
         value (most of them), so it is copied without a call."""
