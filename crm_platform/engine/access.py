@@ -121,8 +121,10 @@ class Access:
             if scope == "none":
                 return sa.false()
             master = self.runtime.entities[parent.target]
-            return sa.exists().where(master.table.c.id == table.c[parent.name],
-                                     self.clause(master, _parent_action(action)))
+            over = self.clause(master, _parent_action(action))
+            if isinstance(over, sa.sql.elements.True_):
+                return over  # every parent: every detail (the reference is required and checked)
+            return sa.exists().where(master.table.c.id == table.c[parent.name], over)
         parts = [self._scope_clause(er, scope)]
         if action in ("read", "claim") and policy.pool:
             parts.append(table.c.owner.is_(None))
