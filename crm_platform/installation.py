@@ -128,6 +128,17 @@ class Installation:
         if new_rollups:  # a new rollup starts right: computed for every existing parent
             with self.db.begin() as conn:
                 rollups.rebuild(self.runtime, conn, fields=new_rollups)
+        followers = [er for name, er in self.runtime.entities.items() if (name, "owner") in added
+                     and er.entity.follows_owner]
+        if followers:  # details that now carry their parent's owner and team: copy them
+            with self.db.begin() as conn:
+                for er in followers:
+                    parent = er.entity.parent
+                    master = self.runtime.entities[parent.target].table
+                    link = master.c.id == er.table.c[parent.name]
+                    conn.execute(er.table.update().values(
+                        owner=sa.select(master.c.owner).where(link).scalar_subquery(),
+                        team=sa.select(master.c.team).where(link).scalar_subquery()))
         self.record_version()
         return done
 

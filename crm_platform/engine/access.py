@@ -121,7 +121,12 @@ class Access:
             if scope == "none":
                 return sa.false()
             master = self.runtime.entities[parent.target]
-            over = self.clause(master, _parent_action(action))
+            wanted = _parent_action(action)
+            if er.entity.follows_owner and not self.shares(master, wanted) \
+                    and not (wanted == "read" and self.policy(master).pool):
+                # The parent's scope, on the owner and team the detail carries: indexed like any list.
+                return self._scope_clause(er, self.policy(master).scope(wanted), owned=True)
+            over = self.clause(master, wanted)
             if isinstance(over, sa.sql.elements.True_):
                 return over  # every parent: every detail (the reference is required and checked)
             return sa.exists().where(master.table.c.id == table.c[parent.name], over)
@@ -148,10 +153,10 @@ class Access:
                 self.my_subtree if scope == "subtree" else None,
                 tuple(id(share) for share in self.shares(er, action)))
 
-    def _scope_clause(self, er: EntityRuntime, scope: str):
+    def _scope_clause(self, er: EntityRuntime, scope: str, owned: bool | None = None):
         if scope == "none":
             return sa.false()
-        if scope == "all" or not er.entity.owned:
+        if scope == "all" or not (er.entity.owned if owned is None else owned):
             return sa.true()
         table = er.table
         if scope == "own":

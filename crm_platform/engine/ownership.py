@@ -107,6 +107,7 @@ class OwnershipMixin:
             record = {**old, "owner": owner, "team": team, "version": version, "updated_at": now,
                       "updated_by": actor_id}
             rollups.maintain(self.runtime, conn, er, old, record)  # a rollup may count by owner or team
+            self._move_followers(conn, er, record)
             audit.write(conn, self.runtime.tables["audit"], er, old["id"], version, action, actor_id, now,
                         audit.diff(er.to_json(old), er.to_json(record), ("owner", "team")))
         self._after_commit(self._event(er, "update", record, old, {"owner", "team"}))

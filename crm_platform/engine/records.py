@@ -155,6 +155,7 @@ class RecordService(OwnershipMixin):
             if er.entity.owned:
                 self._check_owner(er, record["owner"], record["team"], None)
             self._check_parent(er, conn, record, None)
+            self._follow_parent(er, conn, record, values)
             self._check_duplicates(er, conn, record, values, None)
             record.update(integrity.next_numbers(er, conn, self.runtime.tables["counters"], now))
             event = self._event(er, "create", record, None, set(values))
@@ -200,6 +201,8 @@ class RecordService(OwnershipMixin):
             if "owner" in changed:
                 self._check_owner(er, changed["owner"], changed["team"], old)
             self._check_parent(er, conn, record, old)
+            if er.entity.follows_owner and er.entity.parent.name in changed:
+                self._follow_parent(er, conn, record, changed)
             self._check_duplicates(er, conn, record, changed, record_id)
             event = self._event(er, "update", record, old, set(changed))
             self._run_sync_rules(er, event, conn, record, changed)
@@ -211,6 +214,8 @@ class RecordService(OwnershipMixin):
             if result.rowcount != 1:
                 raise StaleVersion("stale_version", sent=version, current="newer")
             rollups.maintain(self.runtime, conn, er, old, record)
+            if "owner" in changed:
+                self._move_followers(conn, er, record)
             er.compute(record)
             out = er.to_json(record)
             audit.write(conn, self.runtime.tables["audit"], er, record_id, version + 1, "update", actor_id, now,
@@ -395,6 +400,24 @@ class RecordService(OwnershipMixin):
                                                    self.access.clause(target, "update"))
         if conn.scalar(query) is None:
             raise Forbidden("forbidden_action", action="update", entity=target.entity.label)
+
+    def _follow_parent(self, er: EntityRuntime, conn: sa.Connection, record: dict, changed: dict) -> None:
+        """A detail of an owned entity carries its parent's owner and team (what its scope reads)."""
+        if not er.entity.follows_owner:
+            return
+        parent = er.entity.parent
+        table = self.runtime.entities[parent.target].table
+        row = conn.execute(sa.select(table.c.owner, table.c.team).where(table.c.id == record[parent.name])).first()
+        record["owner"] = changed["owner"] = row.owner if row else None
+        record["team"] = changed["team"] = row.team if row else None
+
+    def _move_followers(self, conn: sa.Connection, er: EntityRuntime, record: Mapping[str, Any]) -> None:
+        """The parent changed hands: its details follow, in the same transaction (not new versions of
+        them — their own fields did not change)."""
+        for entity, name in er.followers:
+            table = self.runtime.entities[entity].table
+            conn.execute(table.update().where(table.c[name] == record["id"])
+                         .values(owner=record["owner"], team=record["team"]))
 
     def _check_duplicates(self, er, conn, record, changed, record_id) -> None:
         try:

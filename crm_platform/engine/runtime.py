@@ -50,6 +50,8 @@ class EntityRuntime:
     lookups: tuple[FieldDef, ...] = ()
     #: Every path (``account.industry``) a lookup, fetch, formula, default or rule of this entity reads.
     paths: frozenset[str] = frozenset()
+    #: (detail entity, its reference here) of the details whose rows carry this entity's owner and team.
+    followers: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -303,5 +305,7 @@ def compile_runtime(catalog: Catalog) -> Runtime:
             system=entity.system_fields(),
             lookups=tuple(f for f in entity.fields if f.lookup is not None),
             paths=_paths(entity),
+            followers=tuple((other.name, other.parent.name) for other in catalog.entities.values()
+                            if other.follows_owner and other.parent.target == entity.name),
         )
     return Runtime(catalog, metadata, tables, entities, compile_policies(catalog), compile_plans(entities))

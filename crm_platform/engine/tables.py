@@ -88,7 +88,7 @@ def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:
         sa.Column("id", ID, primary_key=True),
         sa.Column("version", sa.Integer(), nullable=False),
     ]
-    if entity.owned:
+    if entity.has_owner:
         columns += [sa.Column("owner", ID, nullable=True), sa.Column("team", ID, nullable=True)]
     if entity.staged:
         columns.append(sa.Column("stage", sa.String(63), nullable=False))
@@ -104,12 +104,12 @@ def entity_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:
     # "Newest first" lists, overall and per owner / team / stage. The trailing id completes the
     # ORDER BY created_at, id of keyset pagination, so the database never sorts.
     indexes = [sa.Index(f"ix_{name}_created", "created_at", "id")]
-    if entity.owned:
+    if entity.has_owner:
         indexes += [sa.Index(f"ix_{name}_owner_created", "owner", "created_at", "id"),
                     sa.Index(f"ix_{name}_team_created", "team", "created_at", "id")]
     if entity.staged:
         indexes.append(sa.Index(f"ix_{name}_stage_created", "stage", "created_at", "id"))
-        if entity.owned:  # a rep's / a team's list of one stage, newest first
+        if entity.has_owner:  # a rep's / a team's list of one stage, newest first
             indexes += [sa.Index(f"ix_{name}_owner_stage_created", "owner", "stage", "created_at", "id"),
                         sa.Index(f"ix_{name}_team_stage_created", "team", "stage", "created_at", "id")]
     stored = {c.name for c in columns}
@@ -133,7 +133,7 @@ def _list_view_indexes(entity: EntityDef, stored: set[str], have: set[tuple]) ->
     to the first row and reads the page off the index. Owned entities are read under scope ``own``
     (``owner = :me``), ``team``/``subtree`` (``team = :t`` / ``team IN (...)``) and ``all``.
     An index whose columns begin another one's is left out (the longer one serves it)."""
-    scopes = (("owner",), ("team",), ()) if entity.owned else ((),)
+    scopes = (("owner",), ("team",), ()) if entity.has_owner else ((),)
     wanted: dict[tuple[str, ...], str] = {}
     for view in entity.list_views.values():
         filters = tuple(k for k, v in view.filters.items() if k in stored and not isinstance(v, (dict, list)))

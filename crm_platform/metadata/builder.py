@@ -393,7 +393,8 @@ def build_entity(doc: dict, problems: list[Problem], entities: dict[str, dict],
         default_sort=tuple(doc.get("default_sort", ("-created_at",))), stages=stages,
         initial_stage=doc.get("initial_stage"),
         duplicate_rules=tuple(rules), validation_rules=validation_rules, probability_field=probability,
-        forms=frozen_map(forms), list_views=frozen_map(views), kanban=kanban, source=doc[ORIGIN][0])
+        forms=frozen_map(forms), list_views=frozen_map(views), kanban=kanban, source=doc[ORIGIN][0],
+        follows_owner=any(f.detail and (entities.get(f.target) or {}).get("owned", False) for f in fields))
 
 
 def build_role(doc: dict, problems: list[Problem], entities: dict[str, EntityDef],

@@ -231,6 +231,8 @@ class EntityDef:
     forms: Mapping[str, Form] = field(default_factory=frozen_map)
     list_views: Mapping[str, ListView] = field(default_factory=frozen_map)
     kanban: Kanban | None = None
+    #: A detail of an owned entity: its rows carry the parent's owner and team (copied by the engine).
+    follows_owner: bool = False
     source: str = ""
     _by_name: Mapping[str, FieldDef] = field(default_factory=frozen_map, repr=False, compare=False)
 
@@ -265,10 +267,16 @@ class EntityDef:
         first = self.first_stage
         return tuple(s.name for s in self.stages if s.name == first or s.entry)
 
+    @property
+    def has_owner(self) -> bool:
+        """Whether records carry owner and team: their own, or (a detail) their parent's."""
+        return self.owned or self.follows_owner
+
     def system_fields(self) -> tuple[str, ...]:
-        """The system columns this entity has (owner/team only if owned, stage only if staged)."""
+        """The system columns this entity has (owner/team if owned or following an owned parent,
+        stage only if staged)."""
         skip = set()
-        if not self.owned:
+        if not self.has_owner:
             skip |= {"owner", "team"}
         if not self.staged:
             skip.add("stage")

@@ -199,7 +199,8 @@ def test_a_lookup_of_a_field_hidden_from_reps_and_the_formula_over_it_are_hidden
         assert response.status_code == 200
         return {c["field"] for entry in response.json["data"] for c in entry["changes"]}
     assert history_fields(rep, "quote_line", line["id"]) == history_fields(admin, "quote_line", line["id"]) == \
-        {"opportunity", "machine_model", "quantity", "unit_price", "discount"}  # computed values are never audited
+        {"opportunity", "machine_model", "quantity", "unit_price", "discount",  # computed values are never audited
+         "owner", "team"}  # a detail carries its opportunity's owner and team
     updated(client, admin, "machine_model", read(client, admin, "machine_model", excavator["id"]), dealer_cost=790000)
     assert "dealer_cost" in history_fields(admin, "machine_model", excavator["id"])
     assert "dealer_cost" not in history_fields(rep, "machine_model", excavator["id"])
