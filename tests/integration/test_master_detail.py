@@ -142,6 +142,7 @@ def test_payments_follow_their_contract_when_it_is_reassigned(users, org, how):
     assert rep2.ids("payment") == ({p["id"] for p in payments}, 2)
     seen = rep2.get("payment", payments[0]["id"]).json
     assert (seen["contract"], seen["contract_owner"]) == (contract["id"], org["rep2"].id)
+    assert (seen["owner"], seen["team"]) == (org["rep2"].id, org["rep2"].team)  # moved with the contract
     response = rep2.patch("payment", payments[0], status="paid", paid_on="2026-03-30", paid_amount="100.00")
     assert response.status_code == 200, response.json
     assert rep2.get("contract", contract["id"]).json["paid_amount"] == 100.0
@@ -347,3 +348,29 @@ def test_a_contract_deleted_while_a_record_referring_to_it_is_saved_leaves_nothi
         with installation.db.connect() as conn:
             survivor = conn.execute(sa.select(table).where(table.c.id == outcome["saved"]["id"])).mappings().first()
         assert (survivor["contract"], survivor["version"]) == (None, 2)
+
+
+def test_payments_that_become_details_take_their_contracts_owner_and_team_when_migrated(install, tmp_path):
+    """An installation whose payments were not details yet (no owner/team columns): the migration to
+    the base pack adds the columns and copies each contract's owner and team into its payments."""
+    before = tmp_path / "before"
+    (before / "entities").mkdir(parents=True)
+    (before / "pack.json").write_text(json.dumps(
+        {"name": "before", "version": "1.0.0", "label": {"en": "Before"}, "extends": ["base"]}))
+    (before / "entities" / "payment.json").write_text(json.dumps(
+        {"name": "payment", "fields": [{"name": "contract", "detail": False}]}))
+    old = install(compile_runtime(load_catalog([str(before)])))
+    assert "owner" not in old.runtime.entity("payment").table.c
+    old.accounts.create_team("East")
+    rep = old.accounts.find_actor(old.accounts.create_user("ann", "pw-ann-12345", "rep", "East"))
+    service = old.records(rep)
+    account = service.create("account", {"name": "Acme"})
+    contract = service.create("contract", {"name": "Supply", "account": account["id"], "amount": 100})
+    payment = old.records(None).create("payment", {"contract": contract["id"], "instalment_no": 1,
+                                                   "due_date": "2026-05-01", "amount": 50})
+    upgraded = type(old)(old.settings, old.db, compile_runtime(load_catalog("base")),
+                         password_hasher=old.password_hasher)
+    steps = {(s.kind, s.table, s.name) for s in upgraded.migrate()}
+    assert {("add_column", "payment", "owner"), ("add_column", "payment", "team")} <= steps
+    assert {k: upgraded.records(rep).get("payment", payment["id"])[k] for k in ("owner", "team")} == \
+        {"owner": rep.id, "team": rep.team}
