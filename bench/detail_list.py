@@ -1,14 +1,16 @@
 """A list of details with master-detail permissions: payments as a rep vs the same list unrestricted.
 
 Payments are details of their contract (``detail: true``): a rep reads exactly the payments of the
-contracts the rep may read (scope ``own``: ``contract.owner = :me``), which the engine says in SQL as
-``EXISTS (SELECT contract.id FROM contract WHERE contract.id = payment.contract AND contract.owner = :me)``.
+contracts the rep may read (scope ``own``: ``contract.owner = :me``). Payment rows carry their
+contract's owner and team (kept by the engine), so the engine says this in SQL as ``payment.owner =
+:me``, served by the list-view index ``(owner, due_date, id)``; an ``EXISTS`` over the contract is
+used only where the contract's role has sharing rules or a pool. The hand-written check below still
+uses the contract's owner, so it proves the copied columns right.
 
 Query: all payments, ``sort=due_date`` (the payment's default sort and its "all" list view, served by
 ``ix_payment_lv_all_all (due_date, id)``), ``limit=50``.
 Engine: ``RecordService.list("payment", ...)`` as a rep, a new service per call as per API request.
-Floor: the same call in the system context (``actor=None``, no permission predicate; a detail's
-``EXISTS`` over its parent remains, with the parent's predicate ``true``); and, as context, the SQL
+Floor: the same call in the system context (``actor=None``, no permission predicate); and, as context, the SQL
 alone: the rep's statement and the system's vs a plain ``SELECT ... ORDER BY due_date, id LIMIT 51``.
 Measured for two reps, because the cost of the predicate follows the share of the payments a rep may
 read (the page stops after 50 readable rows): a typical rep (one of 199 sharing 90% of the contracts,
@@ -40,7 +42,7 @@ from .list_page import cached_sqlite, insert_accounts
 from .permissions import _captured_sql, _plan, _plan_summary
 from .spanning import base_catalog, bulk_load, open_installation
 
-GENERATOR_VERSION = 1  # bump when the generated rows, users or teams change
+GENERATOR_VERSION = 2  # bump when the generated rows, users or teams change (2: payments carry owner/team)
 LIMIT, DEEP_PAGE = 50, 100
 INSTALMENTS, REPS, KEY_SHARE = 10, 200, 10  # the key-account rep owns every KEY_SHARE-th contract
 PAID_BEFORE = date(2024, 6, 1)
@@ -48,8 +50,8 @@ Q_FIRST = ListQuery(sort=["due_date"], limit=LIMIT)
 CONTRACT_COLUMNS = ("id", "version", "owner", "team", "stage", "created_at", "created_by", "updated_at", "updated_by",
                     "contract_no", "name", "account", "amount", "signed_on", "start_date", "end_date", "payment_terms",
                     "paid_amount", "next_due_date")
-PAYMENT_COLUMNS = ("id", "version", "created_at", "created_by", "updated_at", "updated_by", "contract", "instalment_no",
-                   "due_date", "amount", "status", "paid_on", "paid_amount", "reminder_days_before")
+PAYMENT_COLUMNS = ("id", "version", "owner", "team", "created_at", "created_by", "updated_at", "updated_by", "contract",
+                   "instalment_no", "due_date", "amount", "status", "paid_on", "paid_amount", "reminder_days_before")
 
 
 def _say(msg: str) -> None:
@@ -88,12 +90,13 @@ def _contracts(count: int, key: tuple[str, str], reps: list[tuple[str, str]], ac
 
 
 def _payments(contracts: list[tuple]):
-    """Payment rows (tuples in PAYMENT_COLUMNS order): each contract's plan."""
+    """Payment rows (tuples in PAYMENT_COLUMNS order): each contract's plan, with its owner and team."""
     from crm_platform.engine.database import new_id
     for values in contracts:
         c = dict(zip(CONTRACT_COLUMNS, values))
         for k, due, each, paid in _instalments(c["start_date"] + timedelta(days=30), c["amount"]):
-            yield (new_id(), 1, c["created_at"], c["owner"], c["created_at"], c["owner"], c["id"], k, due, each,
+            yield (new_id(), 1, c["owner"], c["team"], c["created_at"], c["owner"], c["created_at"], c["owner"], c["id"],
+                   k, due, each,
                    "paid" if paid else "planned", due if paid else None, each if paid else None, 3)
 
 
