@@ -4,27 +4,34 @@ Two servers run side by side on free 127.0.0.1 ports, each ``gunicorn`` with 2 s
 same settings: the engine (``crm_platform.web:create_app()``, configured by ``CRM_DATABASE_URL`` /
 ``CRM_PACKS`` / ``CRM_INSTANCE_PATH``) and the floor (``bench.http_floor:create_app()``), which does
 the same work for a sales rep by hand — one hand-written SELECT for the bearer token, the same SQL
-with the same permission predicate and columns, the same JSON (see ``http_floor.py``).
+with the same permission predicate and columns, the account's lookups and rollups
+(``account_floor.py``), the same JSON (see ``http_floor.py``).
 
-Data: 100,000 opportunities (``--quick``: 5,000) owned round-robin by four reps in two teams, loaded
-by the bulk loader of ``list_page`` (SQLite: cached under ``bench/.data/http_*.sqlite`` and copied for
-the run, since the create case writes; PostgreSQL: COPY into its own schema of the run's fresh
-database). The newest fifth of the rows are all early-stage (``initial_contact``): a rep's list
-filtered on ``proposal`` and sorted newest first must skip them, as in a real pipeline.
+Data: 100,000 opportunities (``--quick``: 5,000) owned round-robin by four reps in two teams, on
+10,000 accounts (500; ten opportunities each) owned by the same reps, industry and region set on
+nine in ten; each opportunity is on an account of its owner, except every tenth, on a colleague's.
+Loaded by the bulk loader of ``list_page``, the accounts' rollups computed by the engine's
+``rollups.rebuild`` (SQLite: cached under ``bench/.data/http_*.sqlite`` and copied for the run, since
+the create case writes; PostgreSQL: COPY into its own schema of the run's fresh database). The newest
+fifth of the rows are all early-stage (``initial_contact``): a rep's list filtered on ``proposal``
+and sorted newest first must skip them, as in a real pipeline.
 
 Measured, as the rep ``bench_rep_a`` (who sees a quarter of the rows):
 
-* GET by id — ``GET /api/records/opportunity/<id>``;
+* GET by id — ``GET /api/records/opportunity/<id>`` (the rep's newest proposal on one of its accounts);
 * list — ``GET /api/records/opportunity?filter[stage]=proposal&sort=-created_at&limit=50``;
 * entity description — ``GET /api/meta/entities/opportunity``;
-* create — ``POST /api/records/opportunity`` (a fresh record per request).
+* create — ``POST /api/records/opportunity`` (a fresh record per request, each on the next of the
+  rep's accounts, so no account gathers the run's thousands of creates).
 
 Before timing, both servers' answers are compared: the same body for GET by id, list and
-description; for create, the same stored row and audit entry (apart from id and timestamps) and the
-same response. Load: ``wrk`` (one thread, 4 connections; a Lua script sets the POST body and
-headers), or a small threaded Python client when ``wrk`` is not installed. Rounds alternate
-engine/floor (engine first in even rounds, floor first in odd ones); the ratio is the median over
-rounds of floor req/s ÷ engine req/s measured back to back. Target ≤ 1.5×.
+description; for create, the same stored row and audit entry (apart from id and timestamps), the
+same response, and each create moving the account's open pipeline by its amount; after timing, the
+engine's ``rollups.rebuild`` must find no account to correct. Load: ``wrk`` (one thread, 4
+connections; a Lua script sets the headers and the POST bodies in turn), or a small threaded Python
+client when ``wrk`` is not installed. Rounds alternate engine/floor (engine first in even rounds,
+floor first in odd ones); the ratio is the median over rounds of floor req/s ÷ engine req/s
+measured back to back. Target ≤ 1.5×.
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ import sqlalchemy as sa
 from .common import Row, pg_schema
 from .list_page import cached_sqlite, generate, insert_accounts, load_opportunities
 
-GENERATOR_VERSION = 1  # bump when the generated rows, users or teams change
+GENERATOR_VERSION = 2  # bump when the generated rows, users or teams change (2: accounts for the lookups and rollups)
+PER_ACCOUNT = 10  # opportunities per account
 TARGET = 1.5
 REPO = Path(__file__).resolve().parent.parent
 WRK = shutil.which("wrk")
@@ -75,24 +83,39 @@ def _installation(url: str, options: dict):
                         password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST))
 
 
-def _skewed(rows, n: int):
-    """The newest fifth of the rows are early-stage: new business has not reached a proposal yet."""
+def _shaped(rows, n: int, accounts: list[str]):
+    """The generated rows made like the reps' pipelines:
+
+    * each opportunity sits on an account of its owner — opportunities and accounts are both dealt
+      round-robin to the reps, so row ``i`` and account ``i mod len(accounts)`` share their owner,
+      and each account gets ``n / len(accounts)`` opportunities — except every tenth, which sits on a
+      colleague's account (whose lookups its owner may not see);
+    * the newest fifth of the rows are early-stage: new business has not reached a proposal yet.
+    """
+    assert len(accounts) % len(REPS) == 0, "accounts must be dealt evenly to the reps"
     for i, values in enumerate(rows):
+        account = accounts[(i + (i % 10 == 0)) % len(accounts)]
+        values = values[:10] + (account,) + values[11:]
         if i >= n * 4 // 5:
             values = values[:4] + ("initial_contact",) + values[5:15] + (10,) + values[16:21] + (None, values[22])
         yield values
 
 
 def _prepare(installation, n: int, say=_say) -> None:
-    """Two teams, an admin, four reps, 200 accounts owned by the reps and ``n`` opportunities."""
+    """Two teams, an admin, four reps, ``n / 10`` accounts owned by the reps (industry and region set,
+    every tenth blank) and ``n`` opportunities; the accounts' rollups computed by the engine's ``rebuild``."""
+    from crm_platform.engine import rollups
     accounts_api = installation.accounts
     for team in ("Bench", "Bench East"):
         accounts_api.create_team(team)
     accounts_api.create_user("bench_admin", "bench-password", "admin", "Bench")
     owners = [(accounts_api.create_user(f"bench_{name}", "bench-password", "rep", team), accounts_api.team_id(team))
               for name, team in REPS]
-    accounts = insert_accounts(installation, owners, 200)
-    load_opportunities(installation.db, installation.runtime, _skewed(generate(n, owners, accounts), n), say)
+    accounts = insert_accounts(installation, owners, n // PER_ACCOUNT, classified=True)
+    load_opportunities(installation.db, installation.runtime, _shaped(generate(n, owners, accounts), n, accounts), say)
+    with installation.db.begin() as conn:
+        rollups.rebuild(installation.runtime, conn, ["account"])
+    say(f"{len(accounts):,} accounts' rollups computed")
 
 
 # --- servers and load ---------------------------------------------------------------------------------
@@ -156,17 +179,26 @@ class Server:
 
 
 class Case:
-    """One endpoint: method, path, headers and body (the same for both servers)."""
+    """One endpoint: method, path, headers and the bodies sent in turn (the same for both servers)."""
 
-    def __init__(self, name: str, method: str, path: str, headers: dict[str, str], body: bytes | None = None):
-        self.name, self.method, self.path, self.headers, self.body = name, method, path, headers, body
+    def __init__(self, name: str, method: str, path: str, headers: dict[str, str], bodies: tuple[bytes, ...] = ()):
+        self.name, self.method, self.path, self.headers, self.bodies = name, method, path, headers, bodies
+
+    def body(self, k: int = 0) -> bytes | None:
+        """The ``k``-th request's body (the bodies in turn), or None."""
+        return self.bodies[k % len(self.bodies)] if self.bodies else None
 
     def script(self, workdir: Path) -> Path:
         path = workdir / f"{re.sub(r'[^a-z]+', '_', self.name)}.lua"
         lines = [f"wrk.method = {_lua(self.method)}"]
         lines += [f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in self.headers.items()]
-        if self.body is not None:
-            lines.append(f"wrk.body = {_lua(self.body.decode())}")
+        if self.bodies:
+            lines += ["local bodies = {" + ", ".join(_lua(b.decode()) for b in self.bodies) + "}",
+                      "local sent = 0",
+                      "request = function()",
+                      "  sent = sent % #bodies + 1",
+                      "  return wrk.format(nil, nil, nil, bodies[sent])",
+                      "end"]
         path.write_text("\n".join(lines) + "\n")
         return path
 
@@ -195,7 +227,8 @@ def _python_load(server: Server, case: Case, seconds: int, connections: int = 4)
 
     def worker(i: int) -> None:
         while time.monotonic() < stop:
-            status, body = server.request(case.method, case.path, case.body, case.headers)
+            sent = i + connections * counts[i]  # the connections take the bodies in turn
+            status, body = server.request(case.method, case.path, case.body(sent), case.headers)
             if not 200 <= status < 300:
                 failures.append((status, body[:200]))
                 return
@@ -215,7 +248,7 @@ def _python_load(server: Server, case: Case, seconds: int, connections: int = 4)
 # --- equivalence ----------------------------------------------------------------------------------------
 
 def _parsed(server: Server, case: Case, expect: int = 200):
-    status, body = server.request(case.method, case.path, case.body, case.headers)
+    status, body = server.request(case.method, case.path, case.body(), case.headers)
     assert status == expect, (server.name, case.name, status, body[:500], server.output())
     return simplejson.loads(body, use_decimal=True)
 
@@ -226,8 +259,17 @@ def _check_same(engine: Server, floor: Server, case: Case, installation) -> None
         a, b = _parsed(engine, case), _parsed(floor, case)
         assert a == b, (case.name, _first_difference(a, b))
         return
-    table, audit = installation.runtime.entity("opportunity").table, installation.runtime.tables["audit"]
-    made = [_parsed(server, case, 201) for server in (engine, floor)]
+    runtime = installation.runtime
+    table, audit, accounts = runtime.entity("opportunity").table, runtime.tables["audit"], runtime.entity("account").table
+    account = simplejson.loads(case.body())["account"]
+    pipeline = sa.select(accounts.c.open_pipeline_amount).where(accounts.c.id == account)
+    with installation.db.connect() as conn:
+        before = conn.scalar(pipeline)
+    made = []
+    for server in (engine, floor):  # each create adds its amount to the account's open pipeline
+        made.append(_parsed(server, case, 201))
+        with installation.db.connect() as conn:
+            assert conn.scalar(pipeline) == before + len(made) * made[0]["amount"], (server.name, "open_pipeline_amount")
     ignore = {"id", "created_at", "updated_at"}
     assert ({k: v for k, v in made[0].items() if k not in ignore}
             == {k: v for k, v in made[1].items() if k not in ignore}), _first_difference(*made)
@@ -237,6 +279,13 @@ def _check_same(engine: Server, floor: Server, case: Case, installation) -> None
     stored = [{k: v for k, v in r.items() if k not in ignore} for r in rows]
     assert stored[0] == stored[1], _first_difference(*stored)
     assert changes[0] == changes[1], _first_difference(*changes)
+
+
+def _drift(installation) -> list[dict]:
+    """The account rollups ``rebuild`` had to correct: none if every create kept them right."""
+    from crm_platform.engine import rollups
+    with installation.db.begin() as conn:
+        return [r for r in rollups.rebuild(installation.runtime, conn, ["account"]) if r["corrected"]]
 
 
 def _first_difference(a, b) -> str:
@@ -262,21 +311,25 @@ def _cases(installation) -> tuple[dict[str, Case], str]:
     accounts_table = runtime.entity("account").table
     with db.connect() as conn:
         rep_id = conn.scalar(sa.select(users.c.id).where(users.c.username == "bench_rep_a"))
-        record_id = conn.scalar(sa.select(t.c.id).where(t.c.owner == rep_id, t.c.stage == "proposal")
+        own_accounts = conn.scalars(sa.select(accounts_table.c.id).where(accounts_table.c.owner == rep_id)
+                                    .order_by(accounts_table.c.name)).all()
+        record_id = conn.scalar(sa.select(t.c.id).where(t.c.owner == rep_id, t.c.stage == "proposal",
+                                                        t.c.account.in_(own_accounts))
                                 .order_by(t.c.created_at.desc()).limit(1))
-        account = conn.scalar(sa.select(accounts_table.c.id).where(accounts_table.c.owner == rep_id).limit(1))
         rows = conn.scalar(sa.select(sa.func.count()).select_from(t))
         visible = conn.scalar(sa.select(sa.func.count()).select_from(t).where(t.c.owner == rep_id))
+        accounts = conn.scalar(sa.select(sa.func.count()).select_from(accounts_table))
     token = installation.accounts.issue_token(installation.accounts.actor(rep_id))
     auth = {"Authorization": f"Bearer {token}"}
-    body = simplejson.dumps({**BODY, "account": account}).encode()
+    bodies = tuple(simplejson.dumps({**BODY, "account": account}).encode() for account in own_accounts)
     cases = {
         "get": Case("GET by id", "GET", f"/api/records/opportunity/{record_id}", auth),
         "list": Case("list", "GET", "/api/records/opportunity?filter[stage]=proposal&sort=-created_at&limit=50", auth),
         "describe": Case("entity description", "GET", "/api/meta/entities/opportunity", auth),
-        "create": Case("create", "POST", "/api/records/opportunity", {**auth, "Content-Type": "application/json"}, body),
+        "create": Case("create", "POST", "/api/records/opportunity", {**auth, "Content-Type": "application/json"},
+                       bodies),
     }
-    return cases, f"{rows:,} rows, the rep sees {visible:,}"
+    return cases, f"{rows:,} rows on {accounts:,} accounts, the rep sees {visible:,} and owns {len(own_accounts):,} accounts"
 
 
 def _time(label: str, installation, cases: dict[str, Case], engine_env: dict, floor_url: str, rounds: int,
@@ -304,8 +357,8 @@ def _time(label: str, installation, cases: dict[str, Case], engine_env: dict, fl
                     _say(f"[{label}] {case.name}: the servers disagree, not timed: {exc}")
                     continue
                 for server in servers:  # warm both workers' caches and connection pools
-                    for _ in range(20):
-                        status, out = server.request(case.method, case.path, case.body, case.headers)
+                    for k in range(20):
+                        status, out = server.request(case.method, case.path, case.body(k + 1), case.headers)
                         assert 200 <= status < 300, (server.name, case.name, status, out[:300])
                 samples = {"engine": [], "floor": []}
                 for i in range(rounds):
@@ -321,12 +374,15 @@ def _time(label: str, installation, cases: dict[str, Case], engine_env: dict, fl
 
 
 NOTES = {
-    "get": "GET /api/records/opportunity/<id> as a rep (scope own)",
+    "get": "GET /api/records/opportunity/<id> as a rep (scope own), with its account's industry and region "
+           "(lookups: one query for the account, under the rep's read scope on accounts)",
     "list": "filter[stage]=proposal, sort -created_at, limit 50, as the rep (scope own; the newest fifth of the "
-            "rows are early-stage)",
+            "rows are early-stage), with the lookups (one query for the page's accounts; every tenth opportunity "
+            "is on a colleague's account, whose lookups the rep does not see)",
     "describe": "GET /api/meta/entities/opportunity as the rep; the floor returns bytes encoded at start",
-    "create": "POST /api/records/opportunity as the rep: values checked, account reference (rep's read scope), "
-              "row + audit row in one transaction, the record returned",
+    "create": "POST /api/records/opportunity as the rep, each request on the next of the rep's accounts: values "
+              "checked, account reference (rep's read scope), row, the account's two rollups (lock, aggregate, "
+              "update) and audit row in one transaction, the record returned with its lookups; no rollup drift after",
 }
 
 
@@ -334,6 +390,9 @@ def _measure(label: str, installation, engine_env: dict, floor_url: str, args) -
     cases, data = _cases(installation)
     rounds, seconds = (2, 1) if args.quick else (5, 2)
     results, failed = _time(label, installation, cases, engine_env, floor_url, rounds, seconds)
+    if "create" in results and (drift := _drift(installation)):
+        del results["create"]
+        failed["create"] = f"the account rollups drifted during the run: {drift}"
     how = (f" ({'wrk -t1 -c4' if WRK else 'Python client, 4 threads'}, {rounds}×{seconds}s per side; times are "
            "1/throughput; ratio = floor req/s ÷ engine req/s)")
     out = [Row(f"http: {cases[key].name} [{label}]", None, None, None, TARGET, f"NOT TIMED: {why}")

@@ -7,12 +7,16 @@ Served by gunicorn exactly like the engine app (``bench.http_floor:create_app()`
   user active) of the columns it needs;
 * ``GET /api/records/opportunity/<id>``: ``SELECT * ... WHERE id = :id AND owner = :me`` (the rep's
   scope ``own``), the row → JSON by hand (ISO dates, the formula ``weighted_amount`` inline, the
-  rep's hidden fields ``cost``/``margin`` left out);
+  rep's hidden fields ``cost``/``margin`` left out), with the lookups ``account_industry`` and
+  ``account_region`` read in the same query (``LEFT JOIN account``, ``account_floor.py``) and the
+  rep's read predicate on accounts (own or public pool) as a column: an account the rep may not
+  read shows neither;
 * ``GET /api/records/opportunity?filter[stage]=…&sort=-created_at&limit=50``: ``WHERE owner = :me AND
-  stage = :s ORDER BY created_at DESC, id DESC LIMIT 51``, the same JSON and keyset cursor;
+  stage = :s ORDER BY created_at DESC, id DESC LIMIT 51`` (the same join), the same JSON and keyset cursor;
 * ``POST /api/records/opportunity``: the values checked by hand, in one transaction the account
-  reference checked with the rep's read predicate (own or public pool), the row and the audit row
-  inserted; 201 with the record;
+  reference checked with the rep's read predicate (reading its industry and region in the same
+  query), the row inserted, the account's rollups kept (lock on PostgreSQL, one aggregate, one
+  update), the audit row inserted; 201 with the record;
 * ``GET /api/meta/entities/opportunity``: the description as the role sees it, encoded once at
   start per role (the floor of a cached description).
 
@@ -33,6 +37,8 @@ from decimal import Decimal
 import simplejson
 import sqlalchemy as sa
 from flask import Flask, Response, request
+
+from .account_floor import AccountFloor, hide_unreadable, lookup_columns, lookups_of
 
 HIDDEN_FOR_REP = ("cost", "margin")
 SOURCES = frozenset({"web_form", "ad", "event", "referral", "partner", "customer_service", "import", "canvassing",
@@ -59,7 +65,7 @@ def _new_id() -> str:
 
 def _record(row) -> dict:
     """A row of the opportunity table as the API's JSON record for a rep, by hand."""
-    d = dict(row._mapping)
+    d = hide_unreadable(dict(row._mapping))
     d["created_at"] = d["created_at"].astimezone(UTC).isoformat()
     d["updated_at"] = d["updated_at"].astimezone(UTC).isoformat()
     close = d["expected_close_date"]
@@ -99,11 +105,13 @@ def create_app() -> Flask:
     who = (sa.select(users.c.id, users.c.role, users.c.team_id).join(tokens, tokens.c.user_id == users.c.id)
            .where(tokens.c.token_hash == sa.bindparam("h"), tokens.c.revoked_at.is_(None),
                   tokens.c.expires_at > sa.bindparam("now"), users.c.active))
-    by_id = sa.select(t).where(t.c.id == sa.bindparam("id"), t.c.owner == sa.bindparam("me"))
-    page = (sa.select(t).where(t.c.owner == sa.bindparam("me"), t.c.stage == sa.bindparam("s"))
+    rep_reads = sa.or_(accounts.c.owner == sa.bindparam("me"), accounts.c.owner.is_(None))
+    account_side = AccountFloor(runtime, db.dialect.name, rep_reads)
+    with_lookups = account_side.select()
+    by_id = with_lookups.where(t.c.id == sa.bindparam("id"), t.c.owner == sa.bindparam("me"))
+    page = (with_lookups.where(t.c.owner == sa.bindparam("me"), t.c.stage == sa.bindparam("s"))
             .order_by(t.c.created_at.desc(), t.c.id.desc()).limit(sa.bindparam("n")))
-    account_ok = sa.select(accounts.c.id).where(accounts.c.id == sa.bindparam("v"),
-                                                 sa.or_(accounts.c.owner == sa.bindparam("me"), accounts.c.owner.is_(None)))
+    account_ok = sa.select(*lookup_columns(accounts)).where(accounts.c.id == sa.bindparam("v"), rep_reads)
     insert, audit_insert = t.insert(), audit.insert()
     descriptions = {}
     for role, by_entity in runtime.policies.items():
@@ -178,7 +186,8 @@ def create_app() -> Flask:
             user = caller(conn)
             if user is None:
                 return _error(401, "unauthenticated")
-            if conn.execute(account_ok, {"v": d.get("account"), "me": user.id}).first() is None:
+            account = conn.execute(account_ok, {"v": d.get("account"), "me": user.id}).first()
+            if account is None:
                 errors["account"] = ["reference"]
             if errors:
                 return _json({"error": {"code": "invalid", "message": "invalid", "fields": errors}}, 422)
@@ -191,12 +200,14 @@ def create_app() -> Flask:
                    "next_step": next_step, "competitors": None, "description": description, "lost_reason": None,
                    "cost": None}
             conn.execute(insert, row)
+            account_side.keep_rollups(conn, d["account"])
             out = {k: (v.isoformat() if isinstance(v, date | datetime) else v) for k, v in row.items()}
             changes = {k: [None, float(v) if isinstance(v, Decimal) else v] for k, v in out.items()
                        if v is not None and k not in AUDIT_SKIP}  # the JSON column stores numbers
             conn.execute(audit_insert, {"entity": "opportunity", "record_id": record_id, "version": 1,
                                         "action": "create", "actor_id": user.id, "at": now, "changes": changes})
         del out["cost"]
+        out.update(lookups_of(account))
         out["weighted_amount"] = amount * probability / 100
         return _json(out, 201, {"Location": f"/api/records/opportunity/{record_id}", "ETag": '"1"'})
 

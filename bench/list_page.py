@@ -3,16 +3,20 @@
 Query: ``filter[stage]=proposal&sort=-created_at&limit=50`` (about 1/6 of the rows match).
 Engine: ``RecordService.list("opportunity", ListQuery(...))`` — the filter parsed and checked, the
 select built (``created_at DESC NULLS LAST, id DESC NULLS LAST``, keyset predicate from the cursor),
-51 rows fetched, each turned into a record (formulas computed) and into JSON, the next cursor encoded.
-Floor: a hand-written Core ``select(table).where(stage == :s).order_by(created_at.desc(), id.desc())
-.limit(51)`` (keyset: ``AND created_at <= :c AND (created_at < :c OR id < :i)``), each row turned
-into the same JSON dict by hand (dates as ISO strings, the two formulas computed inline). Both sides'
-pages are checked to be identical before timing.
+51 rows fetched with the lookups ``account_industry`` and ``account_region`` (the account LEFT JOINed
+into the same query), each row turned into a record (formulas computed) and into JSON, the next
+cursor encoded.
+Floor: a hand-written Core ``select(table, account.industry, account.region)`` ``FROM opportunity
+LEFT JOIN account`` (``account_floor.py``) ``.where(stage == :s).order_by(created_at.desc(),
+id.desc()).limit(51)`` (keyset: ``AND created_at <= :c AND (created_at < :c OR id < :i)``), each row
+turned into the same JSON dict by hand (dates as ISO strings, the two formulas computed inline).
+Both sides' pages are checked to be identical before timing.
 
 Measured: page 1; a deep page (page ~1000, i.e. row 50,000 of the matching rows) reached by keyset,
 with the cursor the service itself would have produced there; deep/first (keyset should be flat);
 offset paging (``page=N``) to the same depth as context, and the opportunity's own default sort
-(``expected_close_date``) as context. The data set is loaded with Core executemany (SQLite, cached
+(``expected_close_date``) as context. The data set — 1,000 accounts (industry and region set, every
+tenth blank) and N opportunities spread over them — is loaded with Core executemany (SQLite, cached
 under ``bench/.data/`` keyed by catalog version and size) or COPY (PostgreSQL); loading is not timed.
 """
 
@@ -27,10 +31,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .common import Row, bench_actor, compare, profile, profile_calls, row, pg_schema
+from .account_floor import AccountFloor
+from .common import Row, bench_actor, compare, pg_schema, profile, profile_calls, row
 
 DATA_DIR = Path(__file__).resolve().parent / ".data"
-GENERATOR_VERSION = 1  # bump when the generated rows change
+GENERATOR_VERSION = 2  # bump when the generated rows change (2: accounts with industry and region)
 STAGES = ("initial_contact", "needs_confirmed", "proposal", "negotiation", "won", "lost")
 PROBABILITY = {"initial_contact": 10, "needs_confirmed": 30, "proposal": 50, "negotiation": 80, "won": 100, "lost": 0}
 SOURCES = ("web_form", "ad", "event", "referral", "partner", "customer_service", "import", "canvassing", "tender", "other")
@@ -72,7 +77,8 @@ def generate(n: int, users: list[tuple[str, str]], accounts: list[str]):
 
 
 def _prepare(installation, n: int, say=_say):
-    """Users, accounts and ``n`` opportunities; secondary indexes dropped during the load and rebuilt."""
+    """Users, 1,000 accounts with an industry and a region, and ``n`` opportunities; secondary indexes
+    dropped during the load and rebuilt."""
     actor = bench_actor(installation)
     accounts_api = installation.accounts
     users = [(actor.id, actor.team)]
@@ -81,31 +87,29 @@ def _prepare(installation, n: int, say=_say):
             accounts_api.create_team(team)
         uid = accounts_api.create_user(f"bench_{name}", "bench-password", "rep", team)
         users.append((uid, accounts_api.team_id(team)))
-    runtime, db = installation.runtime, installation.db
-    account_table = runtime.entity("account").table
-    now = datetime.now(UTC)
-    account_rows = [{"id": _uuid7(int(now.timestamp() * 1000), random.Random(i)), "version": 1, "owner": actor.id,
-                     "team": actor.team, "created_at": now, "updated_at": now, "created_by": actor.id,
-                     "updated_by": actor.id, "name": f"Account {i:04d}", "relationship_type": "customer",
-                     "customer_type": "company"} for i in range(1000)]
-    with db.begin() as conn:
-        conn.execute(account_table.insert(), account_rows)
-    accounts = [r["id"] for r in account_rows]
-    load_opportunities(db, runtime, generate(n, users, accounts), say)
+    accounts = insert_accounts(installation, [(actor.id, actor.team)], 1000, classified=True)
+    load_opportunities(installation.db, installation.runtime, generate(n, users, accounts), say)
 
 
-
-def insert_accounts(installation, owners: list[tuple[str, str]], count: int) -> list[str]:
-    """``count`` customer accounts owned round-robin by ``owners`` ((user id, team id) pairs); their ids."""
+def insert_accounts(installation, owners: list[tuple[str, str]], count: int, *, classified: bool = False) -> list[str]:
+    """``count`` customer accounts owned round-robin by ``owners`` ((user id, team id) pairs); their ids.
+    ``classified``: each with an industry and a region (what the opportunity's lookups show), every
+    tenth without."""
+    account = installation.runtime.entity("account")
+    industries = [c.value for c in account.entity.field("industry").choices]
+    regions = [c.value for c in account.entity.field("region").choices]
     now = datetime.now(UTC)
     rows = []
     for i in range(count):
         owner, team = owners[i % len(owners)]
+        shown = classified and i % 10 != 9
         rows.append({"id": _uuid7(int(now.timestamp() * 1000), random.Random(i)), "version": 1, "owner": owner,
                      "team": team, "created_at": now, "updated_at": now, "created_by": owner, "updated_by": owner,
-                     "name": f"Account {i:04d}", "relationship_type": "customer", "customer_type": "company"})
+                     "name": f"Account {i:04d}", "relationship_type": "customer", "customer_type": "company",
+                     "industry": industries[i % len(industries)] if shown else None,
+                     "region": regions[i % len(regions)] if shown else None})
     with installation.db.begin() as conn:
-        conn.execute(installation.runtime.entity("account").table.insert(), rows)
+        conn.execute(account.table.insert(), rows)
     return [row["id"] for row in rows]
 
 
@@ -193,7 +197,8 @@ def sqlite_dataset(n: int):
 # --- the floor ------------------------------------------------------------------------------------------
 
 def _floor_json(rows) -> list[dict]:
-    """Rows → the API's JSON records, by hand: ISO dates, the two formulas computed inline."""
+    """Rows → the API's JSON records, by hand: ISO dates, the two formulas computed inline (the lookups
+    come from the join under their own names)."""
     out = []
     for r in rows:
         d = dict(r._mapping)
@@ -222,13 +227,13 @@ def _measure(label: str, installation, n: int, args) -> list[Row]:
     deep_page = max(2, min(1000, matching // limit // 2))
     depth = (deep_page - 1) * limit  # rows before the deep page
     keys = sort_keys(er, ["-created_at"])
-    base = sa.select(t).where(t.c.stage == sa.bindparam("s")).order_by(t.c.created_at.desc(), t.c.id.desc())
+    with_lookups = AccountFloor(installation.runtime, db.dialect.name).select().where(t.c.stage == sa.bindparam("s"))
+    base = with_lookups.order_by(t.c.created_at.desc(), t.c.id.desc())
     first_stmt = base.limit(limit + 1)
     keyset_stmt = base.where(t.c.created_at <= sa.bindparam("c"),
                              sa.or_(t.c.created_at < sa.bindparam("c"), t.c.id < sa.bindparam("i"))).limit(limit + 1)
     offset_stmt = base.limit(limit + 1).offset(depth)
-    default_stmt = (sa.select(t).where(t.c.stage == sa.bindparam("s"))
-                    .order_by(t.c.expected_close_date.asc(), t.c.id.asc()).limit(limit + 1))
+    default_stmt = with_lookups.order_by(t.c.expected_close_date.asc(), t.c.id.asc()).limit(limit + 1)
     with db.connect() as conn:  # the row just before the deep page; the service's own cursor after it
         anchor = conn.execute(base.limit(1).offset(depth - 1), {"s": "proposal"}).mappings().one()
     cursor = encode_cursor(keys, anchor)
@@ -262,13 +267,15 @@ def _measure(label: str, installation, n: int, args) -> list[Row]:
         assert engine_page["data"] == floor_page["data"], side
         assert engine_page["paging"]["has_more"] == floor_page["has_more"], side
     assert service.list("opportunity", q_offset)["data"] == service.list("opportunity", q_deep)["data"]
+    assert any(r["account_industry"] for r in cases["floor_first"]()["data"]), "the lookups show values"
 
     s = compare(cases, rounds=9 if args.quick else 41, min_sample_ns=5_000_000 if args.quick else 20_000_000)
     slow = compare(slow_cases, rounds=3 if args.quick else 9)
     where = f"{label}, {n:,} rows, {matching:,} match"
     rows = [
         row(f"list: page 1 [{label}]", s["engine_first"], s["floor_first"], 2.0,
-            f"{where}; filter[stage]=proposal, sort -created_at, limit 50"),
+            f"{where}; filter[stage]=proposal, sort -created_at, limit 50; both sides also read the lookups "
+            "account_industry and account_region (the page's query LEFT JOINs the account)"),
         row(f"list: keyset page {deep_page} [{label}]", s["engine_deep"], s["floor_deep"], 2.0,
             f"row {depth:,} of the matching rows, reached with the service's own cursor"),
         row(f"list: keyset deep/first [{label}]", s["engine_deep"], s["engine_first"], 1.5,
@@ -278,7 +285,7 @@ def _measure(label: str, installation, n: int, args) -> list[Row]:
             f"engine offset paging vs engine keyset at the same depth; raw Core offset on {label}: "
             f"{slow['floor_offset'].best / 1e6:.1f} ms", paired=False, engine_label="offset", floor_label="keyset"),
         row(f"list: default sort expected_close_date (context) [{label}]", slow["engine_default"],
-            slow["floor_default"], None, "the opportunity's own default_sort; no (stage, expected_close_date) index"),
+            slow["floor_default"], None, "the opportunity's own default_sort (index ix_opportunity_lv_all_won: stage, expected_close_date, id)"),
     ]
     if args.profile:
         args.profiles.append(profile(f"list engine page 1 [{label}]", cases["engine_first"],
