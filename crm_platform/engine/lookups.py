@@ -146,12 +146,16 @@ class Joined:
                 self.paths.add(f"{head}.{name}")
             self.reads.append((head, flag, fields))
 
-    def select(self, table: sa.Table) -> sa.Select:
-        """``SELECT <table>, <joined columns> FROM <table> LEFT JOIN ...``."""
-        source = table
+    def page(self, statement: sa.Select, order: list) -> sa.Select:
+        """The page ``statement`` (filtered, ordered, limited, offset), then joined: ``SELECT page.*,
+        <joined columns> FROM (<statement>) AS page LEFT JOIN ... ORDER BY <order>`` — the joins run
+        for the page's rows only, never for the rows an offset skips."""
+        page = statement.subquery("crm_page")
+        adapt = sql_util.ClauseAdapter(page)
+        source = page
         for alias, on in self.joins:
-            source = source.outerjoin(alias, on)
-        return sa.select(table, *self.columns).select_from(source)
+            source = source.outerjoin(alias, adapt.traverse(on))
+        return sa.select(page, *self.columns).select_from(source).order_by(*(adapt.traverse(o) for o in order))
 
     def read(self, row, record: dict) -> set[str]:
         """Put the joined paths into ``record``; answer those the caller may not read."""

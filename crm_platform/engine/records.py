@@ -88,13 +88,15 @@ class RecordService(OwnershipMixin):
         if query.search:
             where.append(search_clause(er, query.search, hidden))
         keys = sort_keys(er, query.sort, hidden)
-        joined = lookups.joined(self.runtime, er, self.access) if er.paths else None
-        statement = joined.select(er.table) if joined is not None else sa.select(er.table)
-        statement = statement.where(*where).order_by(*order_by(er, keys)).limit(query.limit + 1)
+        order = order_by(er, keys)
+        statement = sa.select(er.table).where(*where).order_by(*order).limit(query.limit + 1)
         if query.cursor:
             statement = statement.where(after_cursor(er, keys, query.cursor))
         elif query.page:
             statement = statement.offset((query.page - 1) * query.limit)
+        joined = lookups.joined(self.runtime, er, self.access) if er.paths else None
+        if joined is not None:
+            statement = joined.page(statement, order)
         with self.db.connect() as conn:
             rows = conn.execute(statement).mappings().all()
             total = conn.scalar(sa.select(sa.func.count()).select_from(er.table).where(*where)) if query.count else None
