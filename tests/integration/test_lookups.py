@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from records_api import create, patch, read, updated
 
 MACHINERY = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "machinery"
 URL = "/api/records"
@@ -52,28 +53,6 @@ def excavator(system):
 def loader(system):
     return system.create("machine_model", {"model_code": "LD50", "name": "Wheel loader 5t", "category": "loader",
                                            "list_price": "500000", "dealer_cost": "420000", "warranty_months": 12})
-
-
-def create(client, who, entity, **fields) -> dict:
-    response = client.post(f"{URL}/{entity}", json=fields, headers=who)
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def patch(client, who, entity, record, **fields):
-    return client.patch(f"{URL}/{entity}/{record['id']}", json={"version": record["version"], **fields}, headers=who)
-
-
-def updated(client, who, entity, record, **fields) -> dict:
-    response = patch(client, who, entity, record, **fields)
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def read(client, who, entity, record_id) -> dict:
-    response = client.get(f"{URL}/{entity}/{record_id}", headers=who)
-    assert response.status_code == 200, response.json
-    return response.json
 
 
 def listed(client, who, entity, query="") -> dict[str, dict]:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from records_api import create, invalid, patch, read, updated
 
 from crm_platform.engine import RecordInvalid
 from crm_platform.engine.validation import IMPORT
@@ -33,34 +34,6 @@ def rep(auth):
 @pytest.fixture
 def acme(client, rep) -> dict:
     return create(client, rep, "account", name="Acme Machinery")
-
-
-def create(client, who, entity, **fields) -> dict:
-    response = client.post(f"{URL}/{entity}", json=fields, headers=who)
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def patch(client, who, entity, record, extra=None, **fields):
-    return client.patch(f"{URL}/{entity}/{record['id']}", json={"version": record["version"], **fields},
-                        headers={**who, **(extra or {})})
-
-
-def updated(client, who, entity, record, **fields) -> dict:
-    response = patch(client, who, entity, record, **fields)
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def read(client, who, entity, record_id) -> dict:
-    response = client.get(f"{URL}/{entity}/{record_id}", headers=who)
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def invalid(response) -> dict[str, list[str]]:
-    assert response.status_code == 422, (response.status_code, response.json)
-    return response.json["error"]["fields"]
 
 
 def forecast(record: dict) -> tuple:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from records_api import create, invalid, patch, post, updated
 
 MACHINERY = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "machinery"
 URL = "/api/records"
@@ -34,33 +35,6 @@ def rep(auth):
 @pytest.fixture
 def admin(auth):
     return auth("admin")
-
-
-def post(client, who, entity, body, extra=None):
-    return client.post(f"{URL}/{entity}", json=body, headers={**who, **(extra or {})})
-
-
-def create(client, who, entity, **fields) -> dict:
-    response = post(client, who, entity, fields)
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def patch(client, who, entity, record, extra=None, **fields):
-    return client.patch(f"{URL}/{entity}/{record['id']}", json={"version": record["version"], **fields},
-                        headers={**who, **(extra or {})})
-
-
-def updated(client, who, entity, record, **fields) -> dict:
-    response = patch(client, who, entity, record, **fields)
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def invalid(response) -> dict[str, list[str]]:
-    assert response.status_code == 422, (response.status_code, response.json)
-    assert response.json["error"]["code"] == "validation"
-    return response.json["error"]["fields"]
 
 
 def limited_account(client, rep, admin, credit_limit) -> dict:
